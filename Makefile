@@ -1,0 +1,50 @@
+# caplm: every target sets itself up; `make run` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# On a machine without an NVIDIA driver, pin the CPU build of torch (a plain `torch`
+# would pull a multi-GB CUDA build). With a GPU, let pip pick the default (CUDA) build.
+TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
+EXTRAS ?= dev
+export WANDB_MODE ?= offline
+export HYDRA_FULL_ERROR ?= 1
+
+.PHONY: help install run test test-all lint format bench sweep report corpora clean clean-runs
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install caplm with its dev extras (no-op when current)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+run: install ## the main job on the embedded default data (shapes)
+	$(PY) -m caplm.train +experiment=transfer_frozen -m
+
+test: install ## the default (fast) test suite
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: install ## every test, slow ones included
+	$(PY) -m pytest -q
+
+lint: install ## static checks
+	$(PY) -m ruff check caplm tests
+	$(PY) -m ruff format --check caplm tests
+
+format: install ## apply the formatter
+	$(PY) -m ruff check --fix caplm tests
+	$(PY) -m ruff format caplm tests
+
+clean: ## remove caches of tools (not data, not runs)
+	rm -rf .pytest_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+clean-runs: ## remove sweep outputs under multirun/ (keeps data/cache)
+	find multirun -mindepth 1 -not -name .gitkeep -prune -exec rm -rf {} +

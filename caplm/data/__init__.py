@@ -1,0 +1,2 @@
+"""Data: the shapes generator, caption dataset readers, image features, LM corpora,
+the tokenizer and vocabulary, and the LightningDataModules the models train on."""

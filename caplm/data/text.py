@@ -1,0 +1,117 @@
+"""One tokenizer for captions and corpora, and the vocabulary both models use.
+
+Tokens are lower-cased words, numbers and single punctuation marks. A vocabulary maps
+tokens to ids; ids 0-3 are the special tokens below, in this order, in every vocabulary,
+so a language model and a caption generator agree on them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case ``text`` and split it into words and punctuation marks.
+
+    >>> tokenize("A red Circle, to the left of 2 squares.")
+    ['a', 'red', 'circle', ',', 'to', 'the', 'left', 'of', '2', 'squares', '.']
+    """
+    return _TOKEN.findall(text.lower())
+
+
+class Vocabulary:
+    """Token <-> id mapping with the special tokens first.
+
+    Build one from tokenised sentences with :meth:`build`; words seen fewer than
+    ``min_freq`` times map to ``<unk>``.
+    """
+
+    def __init__(self, words: Iterable[str]):
+        words = [w for w in words if w not in SPECIALS]
+        self.itos: list[str] = [*SPECIALS, *words]
+        self.stoi: dict[str, int] = {w: i for i, w in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("vocabulary words must be unique")
+
+    @classmethod
+    def build(
+        cls,
+        sentences: Iterable[Sequence[str]],
+        min_freq: int = 1,
+        max_size: int | None = None,
+    ) -> Vocabulary:
+        """Words with count >= ``min_freq``, most frequent first (ties alphabetical)."""
+        counts = Counter(w for s in sentences for w in s)
+        words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+        if max_size is not None:
+            words = words[: max(0, max_size - len(SPECIALS))]
+        return cls(words)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.stoi
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.itos == other.itos
+
+    @property
+    def words(self) -> list[str]:
+        """The ordinary words, without the special tokens."""
+        return self.itos[len(SPECIALS) :]
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        return [self.stoi.get(t, UNK_ID) for t in tokens]
+
+    def decode(self, ids: Iterable[int], strip_specials: bool = True) -> list[str]:
+        """Ids to tokens, stopping at the first ``<eos>`` when ``strip_specials``."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if strip_specials:
+                if i == EOS_ID:
+                    break
+                if i in (PAD_ID, BOS_ID):
+                    continue
+            out.append(self.itos[i])
+        return out
+
+    def intersect(self, other: Vocabulary) -> Vocabulary:
+        """Words of this vocabulary that ``other`` also has, in this vocabulary's order."""
+        return Vocabulary(w for w in self.words if w in other)
+
+    def index_in(self, other: Vocabulary) -> torch.Tensor:
+        """For each id of this vocabulary, the id of the same token in ``other``, or -1.
+
+        Special tokens always map to each other; this is what copies embedding rows from a
+        language model into a caption generator whose vocabulary differs.
+        """
+        return torch.tensor([other.stoi.get(w, -1) for w in self.itos], dtype=torch.long)
+
+    def save(self, path: str | Path) -> None:
+        from caplm.io import write_text
+
+        write_text(path, json.dumps(self.words, indent=0) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: vocabulary file not found")
+        words = json.loads(path.read_text())
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise ValueError(f"{path}: a vocabulary file must hold a JSON list of strings")
+        return cls(words)

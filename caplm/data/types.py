@@ -1,0 +1,52 @@
+"""The two shapes of data every part agrees on: a captioned image dataset and a text corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class CaptionImage:
+    """One image and its reference captions."""
+
+    image_id: str  # unique in the dataset: the image file name for real data
+    captions: list[list[str]]  # tokenised references (at least one, none empty)
+    raw: list[str]  # the same references as written (for the evaluation toolkits)
+
+
+@dataclass
+class CaptionDataset:
+    """A caption dataset split into train/val/test with disjoint images.
+
+    ``load_image(image_id)`` returns an RGB ``uint8`` array of shape (H, W, 3); it is what the
+    image encoder reads (``None`` when the dataset comes with precomputed features only).
+    ``key`` identifies the dataset's content for caches (same key, same images and captions).
+    """
+
+    name: str
+    splits: dict[str, list[CaptionImage]]
+    key: str
+    load_image: Callable[[str], np.ndarray] | None = None
+    info: dict = field(default_factory=dict)
+
+    def sentences(self, split: str) -> list[list[str]]:
+        """Every tokenised reference caption of a split, image by image."""
+        return [c for img in self.splits[split] for c in img.captions]
+
+    def image_ids(self, split: str) -> list[str]:
+        return [img.image_id for img in self.splits[split]]
+
+
+@dataclass
+class Corpus:
+    """Tokenised sentences a language model trains on (``train``) and is validated on."""
+
+    name: str
+    train: list[list[str]]
+    val: list[list[str]]
+    info: dict = field(default_factory=dict)
