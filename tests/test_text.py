@@ -5,7 +5,15 @@ from caplm.data.text import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Vocabulary
 
 def test_tokenize_lowercases_and_splits_punctuation():
     assert tokenize("Two BLUE squares, left of a star!") == [
-        "two", "blue", "squares", ",", "left", "of", "a", "star", "!",
+        "two",
+        "blue",
+        "squares",
+        ",",
+        "left",
+        "of",
+        "a",
+        "star",
+        "!",
     ]
     assert tokenize("a dog's ball") == ["a", "dog's", "ball"]
     assert tokenize("   ") == []

@@ -1,0 +1,155 @@
+"""LightningDataModules: token ids (and image features) in the batches the models expect.
+
+Every batch is a dict: ``inputs`` (B, T) = ``<bos>`` + words, ``targets`` (B, T) = words +
+``<eos>``, padded with ``<pad>`` (id 0); caption batches add ``features`` (B, F). Sentences
+longer than ``max_len`` words are cut to ``max_len`` (their ``<eos>`` kept).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from caplm.data.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from caplm.data.types import CaptionDataset, Corpus
+
+
+def encode_sentences(sentences: Sequence[Sequence[str]], vocab: Vocabulary, max_len: int):
+    """Id tensors of the sentences, each cut to ``max_len`` words."""
+    return [torch.tensor(vocab.encode(s[:max_len]), dtype=torch.long) for s in sentences]
+
+
+def pad_batch(sentences: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``inputs``/``targets`` tensors for a list of id sequences."""
+    length = max(len(s) for s in sentences) + 1
+    inputs = torch.full((len(sentences), length), PAD_ID, dtype=torch.long)
+    targets = torch.full((len(sentences), length), PAD_ID, dtype=torch.long)
+    for row, ids in enumerate(sentences):
+        inputs[row, 0] = BOS_ID
+        inputs[row, 1 : len(ids) + 1] = ids
+        targets[row, : len(ids)] = ids
+        targets[row, len(ids)] = EOS_ID
+    return {"inputs": inputs, "targets": targets}
+
+
+class _Sentences(Dataset):
+    """Sentences, each optionally paired with the index of its image's feature row."""
+
+    def __init__(self, ids: list[torch.Tensor], image_index: Sequence[int] | None = None):
+        self.ids = ids
+        self.image_index = image_index
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int):
+        if self.image_index is None:
+            return self.ids[i]
+        return self.ids[i], self.image_index[i]
+
+
+class _Collate:
+    """Pads a batch; for caption batches also gathers the image features."""
+
+    def __init__(self, features: torch.Tensor | None = None):
+        self.features = features
+
+    def __call__(self, items):
+        if self.features is None:
+            return pad_batch(items)
+        ids, image_index = zip(*items, strict=True)
+        batch = pad_batch(ids)
+        batch["features"] = self.features[list(image_index)]
+        return batch
+
+
+def _loader(dataset, collate, batch_size: int, shuffle: bool, num_workers: int, seed: int):
+    # fork: DataLoader workers under the joblib launcher fail to start with spawn/forkserver
+    # (measured, see shared/notes/ecosystem.md); in-memory tensors make fork cheap.
+    context = "fork" if num_workers > 0 and "fork" in multiprocessing.get_all_start_methods() else None
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate,
+        num_workers=num_workers,
+        multiprocessing_context=context,
+        persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+    )
+
+
+class TextDataModule(L.LightningDataModule):
+    """A language-model corpus: ``train`` and ``val`` sentences, no images."""
+
+    def __init__(self, corpus: Corpus, vocab: Vocabulary, batch_size: int = 64,
+                 max_len: int = 50, num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        self.corpus, self.vocab = corpus, vocab
+        self.batch_size, self.max_len = batch_size, max_len
+        self.num_workers, self.seed = num_workers, seed
+        self.train_ids = encode_sentences(corpus.train, vocab, max_len)
+        self.val_ids = encode_sentences(corpus.val, vocab, max_len)
+
+    def train_dataloader(self):
+        return _loader(_Sentences(self.train_ids), _Collate(), self.batch_size, True,
+                       self.num_workers, self.seed)
+
+    def val_dataloader(self):
+        return _loader(_Sentences(self.val_ids), _Collate(), self.batch_size, False,
+                       self.num_workers, self.seed)
+
+    def sentence_loader(self, sentences: Sequence[Sequence[str]]) -> DataLoader:
+        """Batches of any tokenised sentences (e.g. the caption test set), in order."""
+        ids = encode_sentences(sentences, self.vocab, self.max_len)
+        return _loader(_Sentences(ids), _Collate(), self.batch_size, False, 0, self.seed)
+
+
+class CaptionDataModule(L.LightningDataModule):
+    """Image features with their captions: one example per (image, reference caption)."""
+
+    def __init__(self, dataset: CaptionDataset, features: dict[str, np.ndarray],
+                 vocab: Vocabulary, batch_size: int = 64, max_len: int = 20,
+                 num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        self.dataset, self.vocab = dataset, vocab
+        self.batch_size, self.max_len = batch_size, max_len
+        self.num_workers, self.seed = num_workers, seed
+        self.features = {s: torch.as_tensor(np.asarray(f), dtype=torch.float32)
+                         for s, f in features.items()}
+        for split, images in dataset.splits.items():
+            if len(self.features[split]) != len(images):
+                raise ValueError(
+                    f"{split}: {len(self.features[split])} feature rows for {len(images)} images"
+                )
+        self.feature_size = next(iter(self.features.values())).shape[1]
+
+    def pairs(self, split: str) -> tuple[list[torch.Tensor], list[int]]:
+        """Encoded captions of a split and the image index of each."""
+        images = self.dataset.splits[split]
+        image_index = [i for i, img in enumerate(images) for _ in img.captions]
+        sentences = [c for img in images for c in img.captions]
+        return encode_sentences(sentences, self.vocab, self.max_len), image_index
+
+    def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
+        ids, image_index = self.pairs(split)
+        return _loader(_Sentences(ids, image_index), _Collate(self.features[split]),
+                       self.batch_size, shuffle, self.num_workers, self.seed)
+
+    def train_dataloader(self):
+        return self._dataloader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._dataloader("val", shuffle=False)
+
+    def test_dataloader(self):
+        return self._dataloader("test", shuffle=False)
+
+    def references(self, split: str) -> list[list[list[str]]]:
+        """Tokenised reference captions per image of a split."""
+        return [img.captions for img in self.dataset.splits[split]]

@@ -1,0 +1,205 @@
+"""The entry point: ``python -m caplm.train [+experiment=NAME] [overrides] [-m]``.
+
+One job: caption data and image features -> the LM corpus -> the LM (from the shared cache,
+or trained once) -> the caption generator with the weight-transfer callback -> evaluation ->
+``results.json``. Everything a job writes lands in its output folder (``paths.output_dir``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig
+
+from caplm import CONF_DIR, config, lm_cache, loggers  # noqa: F401  (config registers the resolvers)
+from caplm.data.corpora import build_corpus
+from caplm.data.datamodules import CaptionDataModule
+from caplm.data.features import load_features
+from caplm.data.readers import load_caption_dataset
+from caplm.data.text import Vocabulary
+from caplm.evaluate import ValidationBLEU, evaluate_generator, evaluate_lm
+from caplm.io import write_json
+from caplm.jobs import Job
+from caplm.models import CaptionGenerator
+from caplm.results import RESULTS_FILE
+from caplm.training import fit, make_trainer
+from caplm.transfer import WeightTransfer, generator_vocabulary, uses_lm
+
+log = logging.getLogger("caplm.train")
+
+# The model config's keys that build the CaptionGenerator (the rest drive its training).
+GENERATOR_KEYS = (
+    "embed_size",
+    "rnn_size",
+    "rnn_type",
+    "num_layers",
+    "post_image_size",
+    "image_activation",
+    "merge",
+    "embed_dropout",
+    "rnn_dropout",
+    "image_dropout",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "init",
+    "beam_width",
+    "min_len",
+    "max_len",
+    "forbid_unk",
+    "no_repeat",
+)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run one job; returns its results (also written to ``<output_dir>/results.json``)."""
+    job = Job(cfg)
+    with job.claim() as done:
+        if done is not None:
+            return done
+        results = _train_and_evaluate(cfg, job)
+        job.finish(results)
+    return results
+
+
+def _train_and_evaluate(cfg: DictConfig, job: Job) -> dict:
+    out = job.dir
+    cache_dir = Path(cfg.paths.cache_dir)
+    mode = cfg.transfer.mode
+    L.seed_everything(cfg.seed, workers=True)
+
+    dataset = load_caption_dataset(cfg.data, cache_dir)
+    features = load_features(cfg.data, dataset, cache_dir)
+    caption_vocab = Vocabulary.build(dataset.sentences("train"), cfg.data.min_word_freq)
+    results: dict = {}
+
+    lm = corpus = None
+    if uses_lm(mode):
+        corpus = build_corpus(cfg.corpus, dataset, cfg.seed)
+        lm_vocab = Vocabulary.build(corpus.train, cfg.corpus.min_word_freq)
+        lm_trainer = partial(
+            make_trainer, cfg.trainer, logger=loggers.build(cfg.get("logger"), "lm")
+        )
+        lm = lm_cache.get_or_train(
+            cfg.lm, corpus, lm_vocab, cfg.seed, cfg.paths.lm_cache_dir, make_trainer=lm_trainer
+        )
+        results.update(_lm_summary(lm))
+        results.update(
+            evaluate_lm(
+                lm.model,
+                lm.vocab,
+                corpus.val,
+                dataset.sentences("test"),
+                corpus.train,
+                cfg.eval.lm_samples,
+                cfg.seed,
+            )
+        )
+        write_json(out / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
+
+    vocab = generator_vocabulary(caption_vocab, lm.vocab if lm else None, cfg.transfer.vocab_policy)
+    vocab.save(out / "vocab.json")
+    data = CaptionDataModule(
+        dataset,
+        features,
+        vocab,
+        cfg.data.batch_size,
+        cfg.data.max_caption_len,
+        cfg.data.num_workers,
+        cfg.seed,
+    )
+    L.seed_everything(cfg.seed, workers=True)
+    model = CaptionGenerator(
+        vocab_size=len(vocab),
+        feature_size=data.feature_size,
+        **{k: cfg.model[k] for k in GENERATOR_KEYS},
+    )
+    transfer = WeightTransfer(
+        mode,
+        cfg.transfer.parts,
+        lm_state=lm.model.state_dict() if lm else None,
+        row_index=vocab.index_in(lm.vocab) if lm else None,
+        describe=f"(lm={cfg.lm.name}: embed {cfg.lm.embed_size}, rnn {cfg.lm.rnn_size}; "
+        f"model: embed {cfg.model.embed_size}, rnn {cfg.model.rnn_size})",
+    )
+    val_bleu = ValidationBLEU(data.features["val"], data.references("val"), vocab)
+    ckpt_dir = out / "checkpoints"
+    trainer, history = make_trainer(
+        cfg.trainer,
+        ckpt_dir,
+        cfg.model.max_epochs,
+        cfg.model.patience,
+        cfg.model.gradient_clip_val,
+        logger=loggers.build(cfg.get("logger"), "capgen"),
+        callbacks=[transfer, val_bleu],
+    )
+    record = fit(
+        trainer,
+        model,
+        data,
+        ckpt_dir,
+        history,
+        extra=lambda: {"transfer": transfer.stats.as_results()},
+    )
+    state = torch.load(ckpt_dir / record["checkpoint"], map_location="cpu", weights_only=False)
+    model.load_state_dict(state["state_dict"])
+
+    results.update(record["transfer"])
+    results.update(
+        {
+            "capgen/vocab_size": len(vocab),
+            "capgen/params": sum(p.numel() for p in model.parameters()),
+            "capgen/epochs": record["epochs"],
+            "capgen/train_time_s": record["train_time_s"],
+        }
+    )
+    scores, captions = evaluate_generator(model, data, cfg.eval)
+    results.update(scores)
+    write_json(out / "test_captions.json", captions)
+    _show(captions, cfg.eval.show)
+    return results
+
+
+def _lm_summary(lm) -> dict:
+    info = lm.info
+    return {
+        "lm/cache_key": lm.key,
+        "lm/trained_here": lm.trained_here,
+        "lm/vocab_size": info["vocab_size"],
+        "lm/params": info["params"],
+        "lm/corpus_size": info["corpus_size"],
+        "lm/epochs": info["epochs"],
+        "lm/train_time_s": info["train_time_s"],
+    }
+
+
+def _show(captions: list[dict], n: int) -> None:
+    for c in captions[:n]:
+        log.info("%s: %s  (ref: %s)", c["image_id"], c["caption"], c["references"][0])
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> None:
+    start = time.perf_counter()
+    results = run(cfg)
+    log.info(
+        "done in %.0f s: %s",
+        time.perf_counter() - start,
+        {
+            k: round(v, 4)
+            for k, v in results.items()
+            if isinstance(v, float)
+            and k.split("/")[-1] in ("test_BLEU-4", "test_CIDEr", "test_METEOR")
+        },
+    )
+    log.info("results: %s", Path(cfg.paths.output_dir) / RESULTS_FILE)
+
+
+if __name__ == "__main__":
+    main()

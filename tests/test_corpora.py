@@ -1,0 +1,81 @@
+import pytest
+from omegaconf import OmegaConf
+
+from caplm.data.corpora import build_corpus, corpus_size, read_sentences, subsample
+from caplm.data.types import CaptionDataset, CaptionImage
+
+
+def _captions(n_train=20, n_val=4):
+    def images(split, n):
+        return [
+            CaptionImage(f"{split}{i}", [[split, "caption", str(i)]], [f"{split} caption {i}"])
+            for i in range(n)
+        ]
+
+    return CaptionDataset(
+        "toy",
+        {"train": images("train", n_train), "val": images("val", n_val), "test": images("test", 3)},
+        key="toy",
+    )
+
+
+def _cfg(**kw):
+    base = {
+        "name": "c",
+        "source": "captions",
+        "size_exponent": 0,
+        "min_word_freq": 1,
+        "max_val_sentences": 100,
+    }
+    return OmegaConf.create({**base, **kw})
+
+
+@pytest.mark.parametrize(
+    "e, expected", [(-1, 3000), (-0.5, 9487), (0, 30000), (0.5, 94868), (1, 300000)]
+)
+def test_corpus_size_matches_the_study(e, expected):
+    # the study's sizes for a 30,000-sentence caption training set
+    assert corpus_size(e, 30000, pool_size=10**6) == expected
+
+
+def test_null_exponent_takes_the_whole_pool():
+    assert corpus_size(None, 30000, pool_size=1234) == 1234
+
+
+def test_subsample_is_deterministic_by_seed():
+    pool = list(range(100))
+    a, b, c = subsample(pool, 10, 1, "x"), subsample(pool, 10, 1, "x"), subsample(pool, 10, 2, "x")
+    assert a == b and a != c and len(set(a)) == 10
+
+
+def test_asking_for_more_than_the_pool_names_both_numbers():
+    with pytest.raises(ValueError, match=r"has 20 training sentences but 63 were asked"):
+        build_corpus(_cfg(size_exponent=0.5), _captions(), seed=1)
+
+
+def test_captions_corpus_uses_train_captions_only_and_val_for_validation():
+    corpus = build_corpus(_cfg(size_exponent=-0.5), _captions(), seed=1)
+    assert len(corpus.train) == round(10**-0.5 * 20)  # 6
+    assert all(s[0] == "train" for s in corpus.train)
+    assert all(s[0] == "val" for s in corpus.val) and len(corpus.val) == 4
+
+
+def test_textfile_holds_out_a_fixed_validation_part(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(f"Sentence number {i}." for i in range(200)) + "\n\n")
+    cfg = _cfg(source="textfile", train_file=str(text), val_fraction=0.1, size_exponent=0)
+    a = build_corpus(cfg, _captions(n_train=20), seed=1)
+    b = build_corpus(cfg, _captions(n_train=20), seed=2)
+    assert a.val == b.val and len(a.val) == 20  # fixed across runs
+    assert len(a.train) == 20 and a.train != b.train  # shuffled by the run's seed
+    assert not {tuple(s) for s in a.train} & {tuple(s) for s in a.val}
+
+
+def test_missing_text_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.txt"):
+        read_sentences(tmp_path / "nothere.txt")
+
+
+def test_unknown_source_lists_the_known_ones():
+    with pytest.raises(ValueError, match="captions, shapes_extra, textfile"):
+        build_corpus(_cfg(source="web"), _captions(), seed=1)

@@ -1,0 +1,41 @@
+import numpy as np
+import torch
+
+from caplm.data.datamodules import CaptionDataModule, TextDataModule, pad_batch
+from caplm.data.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from caplm.data.types import CaptionDataset, CaptionImage, Corpus
+
+
+def test_pad_batch_shifts_targets_and_pads():
+    batch = pad_batch([torch.tensor([5, 6, 7]), torch.tensor([8])])
+    assert batch["inputs"].tolist() == [[BOS_ID, 5, 6, 7], [BOS_ID, 8, PAD_ID, PAD_ID]]
+    assert batch["targets"].tolist() == [[5, 6, 7, EOS_ID], [8, EOS_ID, PAD_ID, PAD_ID]]
+
+
+def test_text_datamodule_cuts_long_sentences():
+    corpus = Corpus("c", train=[["a"] * 10, ["b"]], val=[["a", "b"]])
+    vocab = Vocabulary.build(corpus.train)
+    dm = TextDataModule(corpus, vocab, batch_size=8, max_len=4)
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["targets"].tolist() == [[vocab.stoi["a"], vocab.stoi["b"], EOS_ID]]
+    lengths = sorted(
+        (b != PAD_ID).sum().item() for b in next(iter(dm.train_dataloader()))["targets"]
+    )
+    assert lengths == [2, 5]  # 4 words + <eos>, 1 word + <eos>
+
+
+def test_caption_batches_pair_each_caption_with_its_image():
+    images = {
+        s: [CaptionImage(f"{s}{i}", [["w", str(i)], ["v", str(i)]], ["", ""]) for i in range(3)]
+        for s in ("train", "val", "test")
+    }
+    ds = CaptionDataset("toy", images, key="k")
+    feats = {s: np.arange(3, dtype=np.float32)[:, None].repeat(2, 1) for s in images}
+    vocab = Vocabulary.build(ds.sentences("train"))
+    dm = CaptionDataModule(ds, feats, vocab, batch_size=6)
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["features"].shape == (6, 2)
+    # the second word of every caption is its image's index; the feature row says the same
+    numbers = [int(vocab.itos[t]) for t in batch["targets"][:, 1].tolist()]
+    assert numbers == batch["features"][:, 0].long().tolist()
+    assert dm.feature_size == 2
