@@ -12,10 +12,18 @@ def job_dirname(override_dirname: str) -> str:
     return override_dirname or "default"
 
 
+def num_gpus() -> int:
+    """GPUs visible here (at least 1, so a launcher's pool is never empty)."""
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
 def register_resolvers() -> None:
     for name, fn in {
         "caplm_root": lambda: str(PROJECT_ROOT),
         "job_dirname": job_dirname,
+        "num_gpus": num_gpus,
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

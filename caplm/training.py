@@ -14,6 +14,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from caplm.devices import pin_trainer_devices
 from caplm.io import read_json, write_json
 
 MONITOR = "val/loss"
@@ -78,6 +79,7 @@ def make_trainer(
         if isinstance(trainer_cfg, DictConfig)
         else dict(trainer_cfg)
     )
+    kwargs = pin_trainer_devices(kwargs)  # one GPU per parallel job (no-op on the CPU)
     trainer = L.Trainer(
         **kwargs,
         max_epochs=max_epochs,

@@ -1,0 +1,91 @@
+"""One GPU per job when parallel jobs share a machine.
+
+Hydra's joblib launcher runs jobs in a pool of worker processes and reuses them, so setting
+``CUDA_VISIBLE_DEVICES`` per job does not stick (CUDA reads it once per process). Instead each
+worker *process* claims one GPU for its lifetime by taking an exclusive lock on it: the first
+free GPU in a list; a process's later jobs keep the GPU it already holds; when it exits, the
+operating system releases the lock. Locks are named by the GPU's UUID and live in a node-local
+folder, so jobs of different SLURM allocations on one node (each seeing "GPU 0") never block
+each other wrongly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+log = logging.getLogger(__name__)
+
+_held: tuple[int, FileLock] | None = None  # (index, lock) this process holds
+
+
+def default_lock_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"caplm-gpu-locks-{os.getuid()}"
+
+
+def claim_device(device_ids: list[str], lock_dir: Path | None = None, poll_s: float = 5.0) -> int:
+    """Index (into ``device_ids``) of the device this process holds, claiming one if needed.
+
+    ``device_ids`` names the devices (GPU UUIDs in practice). Waits while all are held by
+    other processes.
+    """
+    global _held
+    if _held is not None:
+        return _held[0]
+    if not device_ids:
+        raise RuntimeError("no GPU visible to claim (trainer=gpu); check CUDA_VISIBLE_DEVICES")
+    lock_dir = Path(lock_dir or default_lock_dir())
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        for index, device in enumerate(device_ids):
+            lock = FileLock(str(lock_dir / f"{_safe(device)}.lock"))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            _held = (index, lock)
+            log.info("process %d holds device %d (%s)", os.getpid(), index, device)
+            return index
+        if not waited:
+            log.info("all %d devices are held by other jobs; waiting", len(device_ids))
+            waited = True
+        time.sleep(poll_s)
+
+
+def release_device() -> None:
+    """Give up the held device (tests; a worker process normally holds it until it exits)."""
+    global _held
+    if _held is not None:
+        _held[1].release()
+        _held = None
+
+
+def visible_gpus() -> list[str]:
+    """UUIDs of the CUDA devices this process sees."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [str(getattr(torch.cuda.get_device_properties(i), "uuid", f"cuda{i}"))
+            for i in range(torch.cuda.device_count())]
+
+
+def pin_trainer_devices(trainer_cfg: dict) -> dict:
+    """For ``accelerator: gpu`` with ``devices: 1``, the one GPU this process holds.
+
+    Other settings (CPU, several devices for DDP, an explicit list) are left as they are.
+    """
+    if trainer_cfg.get("accelerator") not in ("gpu", "cuda") or trainer_cfg.get("devices") != 1:
+        return trainer_cfg
+    index = claim_device(visible_gpus())
+    return {**trainer_cfg, "devices": [index]}
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
