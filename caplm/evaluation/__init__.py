@@ -1,0 +1,23 @@
+"""Evaluation measures of the study: caption metrics, perplexity, diversity, retrieval.
+
+Plain functions on numbers and strings (numpy; torch only to batch a model call); the
+training code gathers the inputs and prefixes the returned keys for the results file.
+"""
+
+from caplm.evaluation.coco import caption_metrics, check_java, torchmetrics_bleu4
+from caplm.evaluation.diversity import diversity
+from caplm.evaluation.perplexity import oov_stats, perplexity_stats, token_logprobs_from_logits
+from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score_matrix
+
+__all__ = [
+    "caption_metrics",
+    "check_java",
+    "diversity",
+    "oov_stats",
+    "perplexity_stats",
+    "retrieval_metrics",
+    "retrieval_ranks",
+    "score_matrix",
+    "token_logprobs_from_logits",
+    "torchmetrics_bleu4",
+]
