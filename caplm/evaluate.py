@@ -112,12 +112,7 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
     words, logprobs = generate(model, features, vocab)
     hypotheses = {img.image_id: " ".join(w) for img, w in zip(images, words, strict=True)}
     references = {img.image_id: img.raw for img in images}
-    metrics = caption_metrics(
-        references,
-        hypotheses,
-        spice=eval_cfg.spice,
-        **({} if eval_cfg.get("meteor", True) else {"meteor": False}),
-    )
+    metrics = caption_metrics(references, hypotheses, spice=eval_cfg.spice, meteor=eval_cfg.meteor)
     results = {f"capgen/test_{k}": v for k, v in metrics.items() if k != "spice_status"}
     results["capgen/spice_status"] = metrics.get("spice_status")
 
