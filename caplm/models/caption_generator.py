@@ -202,14 +202,15 @@ class CaptionGenerator(TokenModel):
         result = torch.zeros(h.size(0), dtype=c.dtype, device=c.device)
         result.index_add_(0, which, a.gather(1, y[:, None])[:, 0])
         result = result[:, None] + counts @ c.T
+        if a.size(0) == 0:
+            return result
         # log sum_v exp(a_v + c_v) = log(exp(a - max a) @ exp(c - max c).T) + max a + max c.
         # Every term of that sum is at least exp(-(range of a) - (range of c)); float32 keeps
-        # it above underflow when that exponent stays above -80, else use float64.
+        # it clear of underflow while that exponent stays above -80, else use float64.
         a_max, c_max = a.max(1, keepdim=True).values, c.max(1, keepdim=True).values
-        spread = (a_max - a.min(1, keepdim=True).values).max() + (
-            c_max - c.min(1, keepdim=True).values
-        ).max()
-        dtype = c.dtype if spread < 80 else torch.float64
+        a_range = (a_max - a.min(1, keepdim=True).values).max()
+        c_range = (c_max - c.min(1, keepdim=True).values).max()
+        dtype = torch.float32 if a_range + c_range < 80 else torch.float64
         ea, ec = (a - a_max).to(dtype).exp(), (c - c_max).to(dtype).exp()
         lse = torch.zeros_like(result)
         per_chunk = max(1, CHUNK_ELEMENTS // max(1, a.size(0)))  # images per block

@@ -65,7 +65,8 @@ class LanguageModel(TokenModel):
         generator: torch.Generator | None = None,
     ) -> list[list[int]]:
         """``num`` sentences by ancestral sampling from ``<bos>``, each ending at ``<eos>`` or
-        after ``max_len`` tokens; the ids returned hold no ``<bos>``, ``<eos>`` or ``<pad>``.
+        after ``max_len`` tokens; the ids returned hold no ``<bos>``, ``<eos>`` or ``<pad>``
+        (``<unk>`` may appear: it is part of the LM's distribution).
 
         ``generator`` makes the draws reproducible; it may live on another device than the
         model (a CPU generator with a CUDA model), the draws are made where it lives.
