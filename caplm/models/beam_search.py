@@ -1,0 +1,191 @@
+"""Batched beam search under the study's generation rules.
+
+The search runs over a whole batch of images at once: B images x k beams are N = B * k rows
+of one tensor, image-major (row ``b * k + j`` is beam j of image b). The model is seen only
+through ``step_fn(prev_tokens (N,), state) -> (logprobs (N, V), new_state)``, where a state is
+a tensor or a tuple of tensors with the rows in dim 1, the layout of an RNN hidden state
+(num_layers, N, H). Anything constant per image (the image's features) can ride along in
+the state as a (1, N, ...) tensor: the search reorders every state tensor the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+import torch
+
+from caplm.data.text import BOS_ID, EOS_ID, PAD_ID
+
+State = torch.Tensor | tuple[torch.Tensor, ...]
+StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
+
+
+def beam_search(
+    step_fn: StepFn,
+    init_state: State,
+    batch_size: int,
+    beam_width: int,
+    max_len: int,
+    min_len: int = 0,
+    forbid: Iterable[int] = (),
+    no_repeat: bool = False,
+    eos_id: int = EOS_ID,
+    bos_id: int = BOS_ID,
+    length_penalty: float = 0.0,
+) -> tuple[list[list[int]], torch.Tensor]:
+    """The best caption for each of ``batch_size`` images, and its total log-probability.
+
+    ``init_state`` holds one row per image (dim 1 has ``batch_size`` rows); the search
+    repeats it for the beams. Decoding starts from ``bos_id``; each hypothesis ends with
+    ``eos_id``. Returns the word ids of each image's best caption (no ``<bos>``/``<eos>``)
+    and its total log-probability (B,), the ``<eos>`` step included.
+
+    Rules: the caption has between ``min_len`` and ``max_len`` words (``<eos>`` is barred
+    before ``min_len`` words and is the only choice after ``max_len``); the ids in
+    ``forbid`` are never generated, nor are ``<pad>`` and ``<bos>``; with ``no_repeat`` no
+    word follows itself. A rule only removes choices: the scores are the model's own
+    log-probabilities, not renormalised over what the rules allow.
+
+    At each step the k best one-word extensions of the live beams are kept; one that ends in
+    ``<eos>`` is finished and leaves the beam, and the best finished caption so far is kept.
+    The search stops when no live beam can still beat it. Width 1 is greedy decoding. The
+    best caption is the one with the highest ``log p / len ** length_penalty`` (len counts
+    the ``<eos>``; 0 compares plain log-probabilities).
+
+    Plain beam search can return a caption *worse* than greedy decoding (the greedy path
+    can fall off the beam), so with width > 1 a greedy decode under the same rules runs as
+    well and the better of the two is returned: the result never scores below greedy.
+    """
+    if beam_width < 1:
+        raise ValueError(f"beam_width must be >= 1, got {beam_width}")
+    if not 0 <= min_len <= max_len:
+        raise ValueError(f"need 0 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+    states = init_state if isinstance(init_state, tuple) else (init_state,)
+    for s in states:
+        if s.dim() < 2 or s.size(1) != batch_size:
+            raise ValueError(
+                f"every state tensor needs batch_size={batch_size} rows in dim 1, "
+                f"got shape {tuple(s.shape)}"
+            )
+    banned = sorted({PAD_ID, bos_id, *forbid})
+    if eos_id in banned:
+        raise ValueError(f"eos_id {eos_id} cannot be forbidden: no caption could end")
+    search = dict(max_len=max_len, min_len=min_len, banned=banned, no_repeat=no_repeat,
+                  eos_id=eos_id, bos_id=bos_id, length_penalty=length_penalty)  # fmt: skip
+    best = _search(step_fn, init_state, batch_size, beam_width, **search)
+    if beam_width > 1:
+        best = _better_of(best, _search(step_fn, init_state, batch_size, 1, **search))
+    captions = [row[:n] for row, n in zip(best.tokens.tolist(), best.length.tolist(), strict=True)]
+    return captions, best.logprob
+
+
+class _Best(NamedTuple):
+    """Per image: the best finished caption so far."""
+
+    tokens: torch.Tensor  # (B, max_len) word ids, pad after ``length``
+    length: torch.Tensor  # (B,) number of words
+    logprob: torch.Tensor  # (B,) total log-probability, <eos> included
+    score: torch.Tensor  # (B,) logprob / (length + 1) ** length_penalty
+
+
+def _better_of(a: _Best, b: _Best) -> _Best:
+    """Per image, ``b`` where it scores strictly higher than ``a``, else ``a``."""
+    take = b.score > a.score
+    return _Best(
+        *(torch.where(take.view(-1, *[1] * (x.dim() - 1)), y, x) for x, y in zip(a, b, strict=True))
+    )
+
+
+def _select_rows(state: State, rows: torch.Tensor) -> State:
+    """The given rows (dim 1) of every state tensor."""
+    if isinstance(state, tuple):
+        return tuple(s.index_select(1, rows) for s in state)
+    return state.index_select(1, rows)
+
+
+def _search(
+    step_fn: StepFn,
+    init_state: State,
+    B: int,
+    k: int,
+    *,
+    max_len: int,
+    min_len: int,
+    banned: list[int],
+    no_repeat: bool,
+    eos_id: int,
+    bos_id: int,
+    length_penalty: float,
+) -> _Best:
+    device = (init_state[0] if isinstance(init_state, tuple) else init_state).device
+    state = _select_rows(init_state, torch.arange(B, device=device).repeat_interleave(k))
+    inf = float("inf")
+    prev = torch.full((B * k,), bos_id, dtype=torch.long, device=device)
+    # Only beam 0 starts alive, or the k beams would be k copies of one hypothesis.
+    scores = torch.full((B, k), -inf, device=device)
+    scores[:, 0] = 0.0
+    history = torch.full((B, k, max_len), PAD_ID, dtype=torch.long, device=device)
+    best = _Best(
+        tokens=history[:, 0].clone(),
+        length=torch.zeros(B, dtype=torch.long, device=device),
+        logprob=torch.full((B,), -inf, device=device),
+        score=torch.full((B,), -inf, device=device),
+    )
+    banned_ids = torch.tensor(banned, device=device)
+    rows_of_image = torch.arange(B, device=device)[:, None] * k
+    for t in range(max_len + 1):  # t = words generated so far
+        logp, state = step_fn(prev, state)
+        V = logp.size(-1)
+        if t == 0:
+            _check_vocab(V, banned, eos_id, min_len, no_repeat)
+        logp = logp.index_fill(1, banned_ids, -inf)  # a copy: the caller's tensor is untouched
+        if no_repeat:
+            logp.scatter_(1, prev[:, None], -inf)
+        if t < min_len:
+            logp[:, eos_id] = -inf
+        if t == max_len:
+            eos = logp[:, eos_id].clone()
+            logp.fill_(-inf)
+            logp[:, eos_id] = eos
+
+        # All candidates have the same length here, so raw log-probs rank them.
+        candidates = (scores[:, :, None] + logp.view(B, k, V)).view(B, k * V)
+        top, index = candidates.topk(k, dim=1)
+        parent, token = index // V, index % V
+        ended = token == eos_id
+
+        # The best caption finishing at this step (its words are its parent beam's history).
+        fin_logprob, j = top.masked_fill(~ended, -inf).max(1)
+        src = parent.gather(1, j[:, None])[:, :, None].expand(-1, 1, max_len)
+        finished = _Best(
+            tokens=history.gather(1, src)[:, 0],
+            length=torch.full_like(best.length, t),
+            logprob=fin_logprob,
+            score=fin_logprob / (t + 1) ** length_penalty,
+        )
+        best = _better_of(best, finished)
+
+        scores = top.masked_fill(ended, -inf)
+        history = history.gather(1, parent[:, :, None].expand(-1, -1, max_len))
+        if t < max_len:
+            history[:, :, t] = token
+        rows = (rows_of_image + parent).flatten()
+        state = _select_rows(state, rows)
+        prev = token.flatten()
+
+        # Without a length penalty a log-prob only falls as a caption grows, so a live beam
+        # that does not beat the best finished caption now never will.
+        alive_best = scores.max(1).values
+        if (alive_best == -inf).all() or (length_penalty == 0 and (alive_best <= best.score).all()):
+            break
+    return best
+
+
+def _check_vocab(V: int, banned: list[int], eos_id: int, min_len: int, no_repeat: bool) -> None:
+    if max(*banned, eos_id) >= V:
+        raise ValueError(f"special or forbidden ids {banned + [eos_id]} out of range for V={V}")
+    words = V - len(banned) - 1
+    if (min_len >= 1 and words < 1) or (min_len >= 2 and no_repeat and words < 2):
+        raise ValueError(f"the rules leave {words} word(s) to choose from; no caption of "
+                         f"min_len={min_len} words can be made")  # fmt: skip

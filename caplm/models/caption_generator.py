@@ -1,0 +1,228 @@
+"""The caption generator: the merge architecture.
+
+The caption prefix goes through the prefix encoder (embedding + RNN), which never sees the
+image; the image feature vector goes through its own dense layer; the two meet only after
+the RNN, at every time step, and feed the softmax over the vocabulary::
+
+    logits_t = output(merge(prefix(tokens)_t, image(features)))
+
+``merge`` is ``concat`` ([h_t; img], as the study) or ``add`` (h_t + img, which needs
+``post_image_size == rnn_size``). Because the prefix is image-free, it has the same shape as
+a language model's and an LM's prefix can be copied into it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from caplm.data.text import PAD_ID, UNK_ID
+from caplm.models.beam_search import beam_search
+from caplm.models.common import (
+    TokenModel,
+    check_choice,
+    check_training_args,
+    evaluating,
+    init_parameters,
+    target_logprobs,
+)
+from caplm.models.prefix import PrefixEncoder
+
+MERGES = ("concat", "add")
+IMAGE_ACTIVATIONS = {"relu": nn.ReLU, "none": nn.Identity}
+#: The generation rules ``generate`` takes as overrides; their defaults are constructor args.
+RULES = ("min_len", "max_len", "forbid_unk", "no_repeat")
+#: caption_image_logprobs works in blocks of at most this many floats per intermediate.
+CHUNK_ELEMENTS = 2**23
+
+
+class CaptionGenerator(TokenModel):
+    def __init__(
+        self,
+        vocab_size: int,
+        feature_size: int,
+        embed_size: int = 256,
+        rnn_size: int = 256,
+        rnn_type: str = "gru",
+        num_layers: int = 1,
+        post_image_size: int = 256,
+        image_activation: str = "relu",
+        merge: str = "concat",
+        embed_dropout: float = 0.1,
+        rnn_dropout: float = 0.1,
+        image_dropout: float = 0.1,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        init: str = "xavier_normal",
+        beam_width: int = 4,
+        min_len: int = 5,
+        max_len: int = 20,
+        forbid_unk: bool = True,
+        no_repeat: bool = True,
+    ):
+        super().__init__()
+        check_training_args(optimizer, lr, weight_decay, init)
+        check_choice("merge", merge, MERGES)
+        check_choice("image_activation", image_activation, IMAGE_ACTIVATIONS)
+        if merge == "add" and post_image_size != rnn_size:
+            raise ValueError(
+                f"merge='add' adds the image vector to the RNN output, so post_image_size "
+                f"({post_image_size}) must equal rnn_size ({rnn_size}); use merge='concat' "
+                f"or make them equal"
+            )
+        if not 0.0 <= image_dropout < 1.0:
+            raise ValueError(f"image_dropout must be in [0, 1), got {image_dropout!r}")
+        _check_rules(beam_width, min_len, max_len)
+        self.save_hyperparameters()
+        self.prefix = PrefixEncoder(
+            vocab_size, embed_size, rnn_size, rnn_type, num_layers, embed_dropout, rnn_dropout
+        )
+        self.image = nn.Sequential(
+            nn.Linear(feature_size, post_image_size),
+            IMAGE_ACTIVATIONS[image_activation](),
+            nn.Dropout(image_dropout),
+        )
+        merged_size = rnn_size + post_image_size if merge == "concat" else rnn_size
+        self.output = nn.Linear(merged_size, vocab_size)
+        init_parameters(self, init)
+
+    def _merge(self, h: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        """h (..., H) and img (..., P), broadcast over the leading dims."""
+        if self.hparams.merge == "add":
+            return h + img
+        img = img.expand(*h.shape[:-1], img.size(-1))
+        return torch.cat([h, img], dim=-1)
+
+    def forward(self, features: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """features (B, F), inputs (B, T) -> next-token logits (B, T, V)."""
+        h, _ = self.prefix(inputs)
+        return self.output(self._merge(h, self.image(features)[:, None, :]))
+
+    def batch_logits(self, batch: dict) -> torch.Tensor:
+        return self(batch["features"], batch["inputs"])
+
+    def token_logprobs(
+        self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Natural-log probability of each target token (B, T), 0 where the target is pad.
+
+        Runs in eval mode without gradients (the module's mode is restored after)."""
+        with evaluating(self):
+            logits = self(features.to(self.device), inputs.to(self.device))
+            return target_logprobs(logits, targets.to(self.device))
+
+    def generate(
+        self, features: torch.Tensor, beam_width: int | None = None, **rule_overrides
+    ) -> tuple[list[list[int]], torch.Tensor]:
+        """The best caption for each image by batched beam search, and its log-probability.
+
+        features (B, F) -> (word ids of each caption, without ``<bos>``/``<eos>``; total
+        log-probability (B,), the ``<eos>`` step included). ``beam_width`` and the rules
+        (``min_len``, ``max_len``, ``forbid_unk``, ``no_repeat``) default to the
+        constructor's values; ``<pad>`` and ``<bos>`` are never generated. Runs in eval mode
+        without gradients. See :func:`caplm.models.beam_search.beam_search`.
+        """
+        unknown = set(rule_overrides) - set(RULES)
+        if unknown:
+            raise TypeError(f"unknown generation rule(s) {sorted(unknown)}; known: {RULES}")
+        rules = {name: rule_overrides.get(name, self.hparams[name]) for name in RULES}
+        width = self.hparams.beam_width if beam_width is None else beam_width
+        _check_rules(width, rules["min_len"], rules["max_len"])
+        lstm = self.prefix.rnn_type == "lstm"
+
+        def step(prev: torch.Tensor, state: tuple[torch.Tensor, ...]):
+            *rnn_state, img = state
+            out, rnn_state = self.prefix(prev[:, None], tuple(rnn_state) if lstm else rnn_state[0])
+            logits = self.output(self._merge(out[:, 0], img[0]))
+            return logits.log_softmax(-1), (*(rnn_state if lstm else [rnn_state]), img)
+
+        with evaluating(self):
+            features = features.to(self.device)
+            B = features.size(0)
+            if B == 0:
+                return [], torch.zeros(0, device=self.device)
+            rnn_state = self.prefix.initial_state(B)
+            # The image vector rides in the search state (rows in dim 1), so the search
+            # keeps each beam next to its own image.
+            state = (*(rnn_state if lstm else [rnn_state]), self.image(features)[None])
+            return beam_search(
+                step,
+                state,
+                batch_size=B,
+                beam_width=width,
+                max_len=rules["max_len"],
+                min_len=rules["min_len"],
+                forbid=(PAD_ID, UNK_ID) if rules["forbid_unk"] else (PAD_ID,),
+                no_repeat=rules["no_repeat"],
+            )
+
+    def caption_image_logprobs(
+        self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Total log-probability of each caption given each image: (N captions, M images).
+
+        For image retrieval (rank every image for a caption). Brute force would run the
+        network N x M times; instead, since the RNN never sees the image, its outputs are
+        computed once per caption, and the output layer splits as
+        ``logits = W_h h_t + (W_i img_j + b)`` (concat: W = [W_h, W_i]; add: W_h = W_i = W).
+        So ``log p(y_t | h_t, img_j) = a[t, y_t] + c[j, y_t] - log sum_v exp(a[t, v] +
+        c[j, v])`` with a = W_h h_t and c = W_i img_j + b, and the log-sum-exp for every
+        (step, image) pair is one matrix product of exponentials. Runs in eval mode, in
+        blocks of at most ``CHUNK_ELEMENTS`` floats.
+        """
+        with evaluating(self):
+            features, inputs = features.to(self.device), inputs.to(self.device)
+            targets = targets.to(self.device)
+            H = self.hparams.rnn_size
+            W, b = self.output.weight, self.output.bias
+            W_h, W_i = (W[:, :H], W[:, H:]) if self.hparams.merge == "concat" else (W, W)
+            c = F.linear(self.image(features), W_i, b)  # (M, V)
+            N, T = targets.shape
+            V = c.size(1)
+            out = torch.zeros(N, c.size(0), dtype=c.dtype, device=c.device)
+            per_chunk = max(1, CHUNK_ELEMENTS // (T * V))  # captions per block
+            for lo in range(0, N, per_chunk):
+                sl = slice(lo, lo + per_chunk)
+                out[sl] = self._caption_block(self.prefix(inputs[sl])[0], targets[sl], W_h, c)
+            return out
+
+    def _caption_block(
+        self, h: torch.Tensor, targets: torch.Tensor, W_h: torch.Tensor, c: torch.Tensor
+    ) -> torch.Tensor:
+        """log p(caption | image) (n, M) for a block of captions: RNN outputs h (n, T, H)."""
+        real = targets != PAD_ID
+        which = real.nonzero()[:, 0]  # caption of each real (non-pad) target position
+        a = F.linear(h[real], W_h)  # (K, V): one row per real target position
+        y = targets[real]
+        # sum_t a[t, y_t] + sum_t c[j, y_t]: the second term via per-caption word counts.
+        counts = torch.zeros(h.size(0), c.size(1), dtype=c.dtype, device=c.device)
+        counts.index_put_((which, y), torch.ones_like(y, dtype=c.dtype), accumulate=True)
+        result = torch.zeros(h.size(0), dtype=c.dtype, device=c.device)
+        result.index_add_(0, which, a.gather(1, y[:, None])[:, 0])
+        result = result[:, None] + counts @ c.T
+        if a.size(0) == 0:
+            return result
+        # log sum_v exp(a_v + c_v) = log(exp(a - max a) @ exp(c - max c).T) + max a + max c.
+        # Every term of that sum is at least exp(-(range of a) - (range of c)); float32 keeps
+        # it clear of underflow while that exponent stays above -80, else use float64.
+        a_max, c_max = a.max(1, keepdim=True).values, c.max(1, keepdim=True).values
+        a_range = (a_max - a.min(1, keepdim=True).values).max()
+        c_range = (c_max - c.min(1, keepdim=True).values).max()
+        dtype = torch.float32 if a_range + c_range < 80 else torch.float64
+        ea, ec = (a - a_max).to(dtype).exp(), (c - c_max).to(dtype).exp()
+        lse = torch.zeros_like(result)
+        per_chunk = max(1, CHUNK_ELEMENTS // max(1, a.size(0)))  # images per block
+        for lo in range(0, c.size(0), per_chunk):
+            sl = slice(lo, lo + per_chunk)
+            block = (ea @ ec[sl].T).log().to(c.dtype) + a_max + c_max[sl].T  # (K, m)
+            lse[:, sl].index_add_(0, which, block)
+        return result - lse
+
+
+def _check_rules(beam_width: int, min_len: int, max_len: int) -> None:
+    if not isinstance(beam_width, int) or beam_width < 1:
+        raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
+    if not 0 <= min_len <= max_len:
+        raise ValueError(f"need 0 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
