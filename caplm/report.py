@@ -59,7 +59,18 @@ class Sweep:
 
     @property
     def complete(self) -> pd.DataFrame:
-        return self.table[self.table["status"] == COMPLETE] if len(self.table) else self.table
+        return unique_complete(self.table)
+
+
+def unique_complete(df: pd.DataFrame) -> pd.DataFrame:
+    """Complete jobs, each result once: a job that reused an identical job's results (e.g. the
+    no-transfer control repeated across LM corpora in one sweep) is not counted again."""
+    if not len(df):
+        return df
+    done = df["status"] == COMPLETE
+    if "reused_from" in df:
+        done &= df["reused_from"].isna()
+    return df[done]
 
 
 def scan(root: str | Path) -> Sweep:
@@ -109,7 +120,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     Only complete jobs count. Columns: the cell's keys, ``n``, then ``<key>.mean`` and
     ``<key>.std`` for each numeric results key (std is NaN where n = 1).
     """
-    done = df[df["status"] == COMPLETE]
+    done = unique_complete(df)
     cell = [c for c in CELL if c in done]
     values = [
         c

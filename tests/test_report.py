@@ -336,3 +336,18 @@ def test_expected_jobs_follow_hydra_sweep_syntax(tmp_path):
     found = scan(tmp_path / "s")
     assert found.expected == 3
     assert found.never_started == ["seed=2 transfer=none", "seed=3 transfer=none"]
+
+
+def test_jobs_that_reused_an_identical_jobs_results_count_once(sweeps):
+    # the paper grid repeats the no-transfer control per LM corpus; repeats reuse one result
+    src = job_folder(sweeps / "controls", transfer="none", seed=1)
+    for n in range(3):
+        copy = sweeps / "controls" / f"repeat{n}"
+        shutil.copytree(src, copy)
+        r = json.loads((copy / RESULTS_FILE).read_text())
+        r["job/reused_from"] = src.name
+        (copy / RESULTS_FILE).write_text(json.dumps(r))
+    df = collect(sweeps)
+    assert len(df) == 23  # every job has its row in the table
+    baseline = summarize(df).query("transfer == 'none'").iloc[0]
+    assert baseline["n"] == 2  # but seeds 1 and 2 are counted once each
