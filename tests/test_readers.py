@@ -19,7 +19,11 @@ def _png(path, color, size=(12, 10), mode="RGB", format="PNG"):
 
 def _karpathy_images():
     def img(name, split, *raws, filepath=None):
-        entry = {"filename": name, "split": split, "sentences": [{"raw": r, "tokens": []} for r in raws]}
+        entry = {
+            "filename": name,
+            "split": split,
+            "sentences": [{"raw": r, "tokens": []} for r in raws],
+        }
         if filepath:
             entry["filepath"] = filepath
         return entry
@@ -135,7 +139,10 @@ def _set(i, key, value):
         (_set(1, "sentences", [{"raw": "ok"}, {"raw": "  "}]), r"b.jpg\): caption 1 is empty"),
         (_set(1, "sentences", [{"text": "x"}]), "caption 0 has neither 'raw' text nor a 'tokens'"),
         (_set(1, "split", "dev"), "unknown split 'dev'"),
-        (_set(2, "filename", "a.jpg"), r"image 2 \(a.jpg\): image is listed in splits train and val"),
+        (
+            _set(2, "filename", "a.jpg"),
+            r"image 2 \(a.jpg\): image is listed in splits train and val",
+        ),
         (_set(1, "filename", "a.jpg"), "listed twice in split train"),
         (_set(2, "split", "test"), "split 'val' has no images"),
     ],
@@ -159,7 +166,9 @@ def test_karpathy_wrong_shape_and_missing_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         read_karpathy_json(path)
-    with pytest.raises(FileNotFoundError, match=r"nope\.json: annotation file \(data.annotations\) not found"):
+    with pytest.raises(
+        FileNotFoundError, match=r"nope\.json: annotation file \(data.annotations\) not found"
+    ):
         read_karpathy_json(tmp_path / "nope.json")
 
 
@@ -174,7 +183,9 @@ TOKENS = """\
 """
 
 
-def _flickr8k(tmp_path, tokens=TOKENS, train="1000_a.jpg\n2000_b.jpg\n", dev="3000_c.jpg\n", test="4000_d.jpg"):
+def _flickr8k(
+    tmp_path, tokens=TOKENS, train="1000_a.jpg\n2000_b.jpg\n", dev="3000_c.jpg\n", test="4000_d.jpg"
+):
     files = {"train": train, "val": dev, "test": test}
     split_files = {}
     for split, text in files.items():
@@ -200,7 +211,9 @@ def test_flickr8k_text_splits_and_caption_order(tmp_path):
     assert a.captions[0] == ["a", "child", "in", "a", "pink", "dress", "."]
     img = ds.load_image("3000_c.jpg")
     assert img.shape == (10, 12, 3) and np.abs(img[5, 5] - [10, 200, 30]).max() <= 3  # JPEG
-    with pytest.raises(FileNotFoundError, match="4000_d.jpg: image file not found; data.images_dir is"):
+    with pytest.raises(
+        FileNotFoundError, match="4000_d.jpg: image file not found; data.images_dir is"
+    ):
         ds.load_image("4000_d.jpg")
     # the key follows the content of the split lists too
     assert read_flickr8k_text(token_file, split_files).key == ds.key
@@ -212,10 +225,22 @@ def test_flickr8k_text_splits_and_caption_order(tmp_path):
 @pytest.mark.parametrize(
     "change, file, message",
     [
-        ({"tokens": TOKENS + "6000_e.jpg 0\tno hash\n"}, "token", "line 8 is not '<image>#<n><TAB><caption>'"),
+        (
+            {"tokens": TOKENS + "6000_e.jpg 0\tno hash\n"},
+            "token",
+            "line 8 is not '<image>#<n><TAB><caption>'",
+        ),
         ({"tokens": TOKENS + "6000_e.jpg#0 no tab\n"}, "token", "line 8 is not"),
-        ({"tokens": TOKENS.replace("#0\tTwo dogs play", "#0\t  ")}, "token", "line 3: the caption is empty"),
-        ({"train": "1000_a.jpg\n9999_x.jpg\n"}, "train", r"line 2 \(9999_x.jpg\): image has no captions in"),
+        (
+            {"tokens": TOKENS.replace("#0\tTwo dogs play", "#0\t  ")},
+            "token",
+            "line 3: the caption is empty",
+        ),
+        (
+            {"train": "1000_a.jpg\n9999_x.jpg\n"},
+            "train",
+            r"line 2 \(9999_x.jpg\): image has no captions in",
+        ),
         ({"dev": "3000_c.jpg\n1000_a.jpg\n"}, "val", "image is listed in splits train and val"),
         ({"test": "\n"}, "test", "split 'test' has no images"),
     ],
@@ -233,7 +258,9 @@ def test_flickr8k_missing_files_and_bad_split_keys(tmp_path):
     split_files["val"].unlink()
     with pytest.raises(FileNotFoundError, match=r"devImages|valImages"):
         read_flickr8k_text(token_file, split_files)
-    with pytest.raises(FileNotFoundError, match=r"nope.txt: Flickr8k token file \(data.token_file\) not found"):
+    with pytest.raises(
+        FileNotFoundError, match=r"nope.txt: Flickr8k token file \(data.token_file\) not found"
+    ):
         read_flickr8k_text(tmp_path / "nope.txt", split_files)
     with pytest.raises(ValueError, match="data.split_files has keys"):
         read_flickr8k_text(token_file, {**split_files, "dev": split_files["val"]})
@@ -242,7 +269,12 @@ def test_flickr8k_missing_files_and_bad_split_keys(tmp_path):
 def test_load_caption_dataset_dispatches_on_format(tmp_path, karpathy, monkeypatch):
     path, images_dir = karpathy
     cfg = OmegaConf.create(
-        {"format": "karpathy_json", "annotations": str(path), "images_dir": str(images_dir), "restval": None}
+        {
+            "format": "karpathy_json",
+            "annotations": str(path),
+            "images_dir": str(images_dir),
+            "restval": None,
+        }
     )
     assert load_caption_dataset(cfg, tmp_path).image_ids("train") == ["a.jpg", "b.jpg"]
 
@@ -261,13 +293,17 @@ def test_load_caption_dataset_dispatches_on_format(tmp_path, karpathy, monkeypat
     calls = []
     fake = types.ModuleType("caplm.data.shapes")
     fake.ShapesConfig = lambda **kw: kw
-    fake.make_shapes_dataset = lambda config, cache_dir: calls.append((config, cache_dir)) or "shapes!"
+    fake.make_shapes_dataset = lambda config, cache_dir: (
+        calls.append((config, cache_dir)) or "shapes!"
+    )
     monkeypatch.setitem(sys.modules, "caplm.data.shapes", fake)
     cfg = OmegaConf.create({"format": "shapes", "shapes": {"seed": 3, "image_size": 64}})
     assert load_caption_dataset(cfg, tmp_path) == "shapes!"
     assert calls == [({"seed": 3, "image_size": 64}, tmp_path)]
 
-    with pytest.raises(ValueError, match="'coco'; known formats: shapes, karpathy_json, flickr8k_text"):
+    with pytest.raises(
+        ValueError, match="'coco'; known formats: shapes, karpathy_json, flickr8k_text"
+    ):
         load_caption_dataset({"format": "coco"}, tmp_path)
     with pytest.raises(ValueError, match="data.annotations is not set"):
         load_caption_dataset({"format": "karpathy_json"}, tmp_path)
