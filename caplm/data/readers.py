@@ -1,0 +1,259 @@
+"""Readers for real caption datasets on the user's disk, and the one function that picks a
+dataset from the ``data`` config.
+
+Two formats are read:
+
+- Karpathy's split files ``dataset_flickr8k.json`` / ``dataset_flickr30k.json`` /
+  ``dataset_coco.json``: ``{"images": [{"split", "filename", "filepath"?, "sentences":
+  [{"raw", "tokens"}]}]}``. COCO's extra ``restval`` images join the split named by
+  ``restval`` (train, as usual) or are dropped when it is None.
+- Flickr8k's own text files: ``Flickr8k.token.txt`` (``<image>#<n><TAB><caption>`` per line)
+  and one list of image file names per split (``Flickr_8k.trainImages.txt`` etc.).
+
+Captions are tokenised here with :func:`caplm.data.text.tokenize` from the raw sentence, so
+every dataset (and every corpus) shares one tokenizer. Images are not read until
+``load_image`` is called, so a dataset with precomputed features needs no image folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from caplm.data.text import tokenize
+from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
+from caplm.io import read_json, stable_hash
+
+FORMATS = ("shapes", "karpathy_json", "flickr8k_text")
+
+
+def load_caption_dataset(data_cfg, cache_dir: str | Path) -> CaptionDataset:
+    """The caption dataset a ``data`` config names (see ``conf/data/*.yaml``)."""
+    cfg = plain(data_cfg)
+    fmt = cfg.get("format")
+    if fmt == "shapes":
+        # Imported here so the readers do not depend on the generator (and vice versa).
+        from caplm.data.shapes import ShapesConfig, make_shapes_dataset
+
+        return make_shapes_dataset(ShapesConfig(**_need(cfg, "shapes", fmt)), cache_dir)
+    if fmt == "karpathy_json":
+        return read_karpathy_json(
+            _need(cfg, "annotations", fmt), cfg.get("images_dir"), cfg.get("restval", "train")
+        )
+    if fmt == "flickr8k_text":
+        return read_flickr8k_text(
+            _need(cfg, "token_file", fmt), _need(cfg, "split_files", fmt), cfg.get("images_dir")
+        )
+    raise ValueError(f"data.format is {fmt!r}; known formats: {', '.join(FORMATS)}")
+
+
+def read_karpathy_json(
+    path: str | Path, images_dir: str | Path | None = None, restval: str | None = "train"
+) -> CaptionDataset:
+    """A dataset from one of Karpathy's ``dataset_*.json`` split files."""
+    path = Path(path)
+    if restval is not None and restval not in SPLITS:
+        raise ValueError(f"restval is {restval!r}; use one of {', '.join(SPLITS)} or null (drop)")
+    data = read_json(_existing(path, "annotation file (data.annotations)"))
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list):
+        raise ValueError(
+            f"{path}: expected a JSON object with an 'images' list (Karpathy's dataset_*.json format)"
+        )
+    splits: dict[str, list[CaptionImage]] = {s: [] for s in SPLITS}
+    files: dict[str, str] = {}  # image id -> path under images_dir
+    seen: dict[str, str] = {}  # image id -> split, to catch an image listed twice
+    for i, entry in enumerate(images):
+        where = f"{path}: image {i}"
+        for key in ("split", "filename", "sentences"):
+            if not isinstance(entry, dict) or key not in entry:
+                raise ValueError(
+                    f"{where} has no '{key}'; each image needs split, filename, sentences"
+                )
+        name, split = str(entry["filename"]), entry["split"]
+        where = f"{path}: image {i} ({name})"
+        if split == "restval":
+            split = restval
+            if split is None:
+                continue
+        if split not in SPLITS:
+            raise ValueError(
+                f"{where} has unknown split {entry['split']!r}; expected train, val, test or restval"
+            )
+        _check_new(seen, name, split, where)
+        sentences = entry["sentences"]
+        if not isinstance(sentences, list) or not sentences:
+            raise ValueError(f"{where} has no captions ('sentences' must be a non-empty list)")
+        raws = []
+        for k, s in enumerate(sentences):
+            raw = s.get("raw") if isinstance(s, dict) else None
+            if raw is None and isinstance(s, dict) and isinstance(s.get("tokens"), list):
+                raw = " ".join(s["tokens"])  # some variants keep only the tokens
+            if not isinstance(raw, str):
+                raise ValueError(f"{where}: caption {k} has neither 'raw' text nor a 'tokens' list")
+            raws.append(raw)
+        splits[split].append(_image(name, raws, where))
+        files[name] = str(Path(entry.get("filepath") or "") / name)
+    _check_splits(splits, path)
+    return CaptionDataset(
+        name=str(data.get("dataset") or path.stem),
+        splits=splits,
+        key=stable_hash({"karpathy_json": _file_hash(path), "restval": restval}),
+        load_image=_image_loader(files, images_dir),
+        info={"annotations": str(path), "images_dir": _str(images_dir), **_counts(splits)},
+    )
+
+
+def read_flickr8k_text(
+    token_file: str | Path,
+    split_files: Mapping[str, str | Path],
+    images_dir: str | Path | None = None,
+) -> CaptionDataset:
+    """Flickr8k from ``Flickr8k.token.txt`` and its split lists (keys train / val / test).
+
+    Images of the token file that no split lists are left out (the official token file has
+    one such stray entry).
+    """
+    token_file = Path(token_file)
+    captions: dict[str, dict[int, str]] = {}  # image -> caption number -> raw caption
+    text = _existing(token_file, "Flickr8k token file (data.token_file)").read_text()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        head, tab, raw = line.partition("\t")
+        name, hash_, number = head.strip().rpartition("#")
+        if not tab or not hash_ or not name or not number.isdigit():
+            raise ValueError(
+                f"{token_file}: line {lineno} is not '<image>#<n><TAB><caption>': {line[:80]!r}"
+            )
+        if not tokenize(raw):
+            raise ValueError(f"{token_file}: line {lineno}: the caption is empty; remove the line")
+        captions.setdefault(name, {})[int(number)] = raw
+    if set(split_files) - set(SPLITS):
+        raise ValueError(
+            f"data.split_files has keys {sorted(split_files)}; use {', '.join(SPLITS)} "
+            "(Flickr8k's devImages list is the val split)"
+        )
+    splits: dict[str, list[CaptionImage]] = {s: [] for s in SPLITS}
+    seen: dict[str, str] = {}
+    for split in SPLITS:
+        if split not in split_files:
+            raise ValueError(f"data.split_files has no '{split}' list")
+        list_file = _existing(Path(split_files[split]), f"{split} split list (data.split_files)")
+        for lineno, name in enumerate(list_file.read_text().splitlines(), 1):
+            name = name.strip()
+            if not name:
+                continue
+            where = f"{list_file}: line {lineno} ({name})"
+            _check_new(seen, name, split, where)
+            if name not in captions:
+                raise ValueError(f"{where}: image has no captions in {token_file}")
+            by_number = captions[name]
+            splits[split].append(_image(name, [by_number[n] for n in sorted(by_number)], where))
+    _check_splits(splits, *[Path(split_files[s]) for s in SPLITS])
+    hashes = [_file_hash(token_file), *[_file_hash(Path(split_files[s])) for s in SPLITS]]
+    return CaptionDataset(
+        name="flickr8k",
+        splits=splits,
+        key=stable_hash({"flickr8k_text": hashes}),
+        load_image=_image_loader({name: name for name in seen}, images_dir),
+        info={"token_file": str(token_file), "images_dir": _str(images_dir), **_counts(splits)},
+    )
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as an RGB ``uint8`` array (H, W, 3)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.array(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{path}: cannot read the image ({err}); replace the file") from err
+
+
+def plain(cfg) -> dict:
+    """An omegaconf config (or a mapping) as a plain dict with interpolations resolved."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return dict(cfg)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _image(name: str, raws: list[str], where: str) -> CaptionImage:
+    raws = [r.strip() for r in raws]
+    tokens = [tokenize(r) for r in raws]
+    for k, t in enumerate(tokens):
+        if not t:
+            raise ValueError(f"{where}: caption {k} is empty; remove it or write one")
+    return CaptionImage(image_id=name, captions=tokens, raw=raws)
+
+
+def _check_new(seen: dict[str, str], name: str, split: str, where: str) -> None:
+    if name in seen:
+        twice = "twice in split" if seen[name] == split else f"in splits {seen[name]} and"
+        raise ValueError(
+            f"{where}: image is listed {twice} {split}; each image belongs to one split"
+        )
+    seen[name] = split
+
+
+def _check_splits(splits: dict[str, list[CaptionImage]], *files: Path) -> None:
+    for split, images in splits.items():
+        if not images:
+            names = ", ".join(str(f) for f in files)
+            raise ValueError(f"{names}: split '{split}' has no images; every split needs some")
+
+
+def _image_loader(files: dict[str, str], images_dir):
+    """``load_image(image_id)`` reading ``images_dir/<file>``, or None without images_dir."""
+    if images_dir is None:
+        return None
+    images_dir = Path(images_dir)
+
+    def load_image(image_id: str) -> np.ndarray:
+        if image_id not in files:
+            raise ValueError(f"no image {image_id!r} in this dataset")
+        path = images_dir / files[image_id]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: image file not found; data.images_dir is {images_dir}, "
+                "point it at the folder that holds the dataset's images"
+            )
+        return read_image(path)
+
+    return load_image
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found; download it or fix the path")
+    return path
+
+
+def _need(cfg: dict, key: str, fmt: str):
+    if cfg.get(key) is None:
+        raise ValueError(f"data.format is {fmt!r} but data.{key} is not set")
+    return cfg[key]
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _counts(splits: dict[str, list[CaptionImage]]) -> dict:
+    return {
+        "num_images": {s: len(v) for s, v in splits.items()},
+        "num_captions": {s: sum(len(i.captions) for i in v) for s, v in splits.items()},
+    }
+
+
+def _str(path) -> str | None:
+    return None if path is None else str(path)

