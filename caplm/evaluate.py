@@ -125,6 +125,13 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
     lps = sentence_logprobs(score, sentences, vocab, features=features[image_index])
     results.update(perplexities(f"capgen/{split}", lps, sentences, vocab))
 
+    scenes = data.dataset.info.get("scenes")
+    if scenes:  # the shapes data knows what is in each image: check the captions against it
+        from caplm.data.shapes import grounding_scores
+
+        said = {img.image_id: w for img, w in zip(images, words, strict=True)}
+        results.update({f"capgen/shapes_{k}": v for k, v in grounding_scores(said, scenes).items()})
+
     train = data.dataset.sentences("train")
     results.update(
         {f"capgen/div_{k}": v for k, v in diversity(words, train, len(vocab.words)).items()}

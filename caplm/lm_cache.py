@@ -27,26 +27,13 @@ from caplm.data.datamodules import TextDataModule
 from caplm.data.text import Vocabulary
 from caplm.data.types import Corpus
 from caplm.io import atomic_write, read_json, stable_hash, write_json
-from caplm.models import LanguageModel
+from caplm.models import LanguageModel, constructor_args
 from caplm.training import fit
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 MODEL_FILE, VOCAB_FILE, INFO_FILE = "lm.pt", "vocab.json", "info.json"
-# The LM config's keys that build the LanguageModel (the rest drive its training).
-MODEL_KEYS = (
-    "embed_size",
-    "rnn_size",
-    "rnn_type",
-    "num_layers",
-    "embed_dropout",
-    "rnn_dropout",
-    "optimizer",
-    "lr",
-    "weight_decay",
-    "init",
-)
 
 
 @dataclass
@@ -118,7 +105,7 @@ def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
 
     log.info("training LM %s on %d sentences (%s)", key, len(corpus.train), corpus.name)
     L.seed_everything(seed, workers=True)
-    model = LanguageModel(vocab_size=len(vocab), **{k: lm_cfg[k] for k in MODEL_KEYS})
+    model = LanguageModel(vocab_size=len(vocab), **constructor_args(LanguageModel, lm_cfg))
     record = {"checkpoint": None, "epochs": 0, "train_time_s": 0.0, "history": []}
     if lm_cfg.max_epochs > 0:
         data = TextDataModule(

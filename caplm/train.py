@@ -26,35 +26,13 @@ from caplm.data.text import Vocabulary
 from caplm.evaluate import ValidationBLEU, evaluate_generator, evaluate_lm
 from caplm.io import write_json
 from caplm.jobs import Job
-from caplm.models import CaptionGenerator
+from caplm.models import CaptionGenerator, constructor_args
 from caplm.results import RESULTS_FILE
 from caplm.training import fit, make_trainer
 from caplm.transfer import WeightTransfer, generator_vocabulary, uses_lm
 
 log = logging.getLogger("caplm.train")
 
-# The model config's keys that build the CaptionGenerator (the rest drive its training).
-GENERATOR_KEYS = (
-    "embed_size",
-    "rnn_size",
-    "rnn_type",
-    "num_layers",
-    "post_image_size",
-    "image_activation",
-    "merge",
-    "embed_dropout",
-    "rnn_dropout",
-    "image_dropout",
-    "optimizer",
-    "lr",
-    "weight_decay",
-    "init",
-    "beam_width",
-    "min_len",
-    "max_len",
-    "forbid_unk",
-    "no_repeat",
-)
 
 
 def run(cfg: DictConfig) -> dict:
@@ -118,7 +96,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job) -> dict:
     model = CaptionGenerator(
         vocab_size=len(vocab),
         feature_size=data.feature_size,
-        **{k: cfg.model[k] for k in GENERATOR_KEYS},
+        **constructor_args(CaptionGenerator, cfg.model),
     )
     transfer = WeightTransfer(
         mode,

@@ -285,3 +285,23 @@ def test_conf_node_matches_the_config_fields_and_defaults():
     assert list(node) == [f.name for f in fields(ShapesConfig)]
     assert ShapesConfig(**node) == ShapesConfig()
     assert asdict(ShapesConfig(**node)) == node
+
+
+def test_grounding_counts_true_and_false_mentions():
+    scene = [{"colour": "red", "shape": "circle"}, {"colour": "blue", "shape": "star"}]
+    g = shapes.grounding(tokenize("a red disc to the left of a green star and two blue stars"), scene)
+    assert g == {"mentions": 3, "true_mentions": 2, "kinds": 2, "kinds_named": 2}
+    scores = shapes.grounding_scores(
+        {"a": tokenize("a red circle"), "b": tokenize("a pink square"), "c": tokenize("shapes")},
+        {"a": scene, "b": scene, "c": scene},
+    )
+    assert scores["object_precision"] == pytest.approx(1 / 2)
+    assert scores["object_recall"] == pytest.approx(1 / 6)
+    assert scores["all_true_frac"] == pytest.approx(1 / 3)
+
+
+def test_reference_captions_are_fully_grounded(tiny):
+    scenes = tiny.info["scenes"]
+    refs = {img.image_id: img.captions[0] for img in tiny.splits["test"]}
+    scores = shapes.grounding_scores(refs, scenes)
+    assert scores["object_precision"] == 1.0 and scores["all_true_frac"] == 1.0

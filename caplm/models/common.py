@@ -142,3 +142,13 @@ class TokenModel(L.LightningModule):
         if not params:
             raise ValueError("every parameter is frozen (requires_grad=False): nothing to train")
         return OPTIMIZERS[hp.optimizer](params, lr=hp.lr, weight_decay=hp.weight_decay)
+
+
+def constructor_args(cls, cfg) -> dict:
+    """The entries of a config (lm / model) that ``cls``'s constructor takes.
+
+    The rest of such a config drives training (epochs, batch size, patience, ...)."""
+    import inspect
+
+    names = inspect.signature(cls.__init__).parameters
+    return {k: cfg[k] for k in names if k != "self" and k in cfg}
