@@ -72,8 +72,10 @@ def visible_gpus() -> list[str]:
 
     if not torch.cuda.is_available():
         return []
-    return [str(getattr(torch.cuda.get_device_properties(i), "uuid", f"cuda{i}"))
-            for i in range(torch.cuda.device_count())]
+    return [
+        str(getattr(torch.cuda.get_device_properties(i), "uuid", f"cuda{i}"))
+        for i in range(torch.cuda.device_count())
+    ]
 
 
 def pin_trainer_devices(trainer_cfg: dict) -> dict:

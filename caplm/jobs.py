@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
+import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from caplm.io import read_json, stable_hash, write_json
 from caplm.results import COMPLETE, RESULTS_FILE
@@ -33,13 +35,16 @@ log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
 # Config keys that do not change a job's results.
-NOT_RESULTS = ("paths", "logger", "trainer", "hydra", "task_name", "skip_completed")
+NOT_RESULTS = ("paths", "logger", "trainer", "hydra", "task_name", "skip_completed", "threads")
 
 
 def job_identity(cfg: DictConfig) -> dict:
     """The resolved config entries that determine the job's results."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    identity = {k: v for k, v in resolved.items() if k not in NOT_RESULTS}
+    identity = {
+        k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig | ListConfig) else v
+        for k, v in cfg.items_ex(resolve=False)
+        if k not in NOT_RESULTS
+    }
     identity.get("eval", {}).pop("show", None)
     if not uses_lm(cfg.transfer.mode):
         identity.pop("corpus", None)
@@ -156,6 +161,8 @@ class Job:
                 "job/config_hash": self.key,
                 "job/total_time_s": time.perf_counter() - self.start,
                 "job/finished": _now(),
+                "job/host": socket.gethostname(),
+                "job/pid": os.getpid(),
                 "job/status": COMPLETE,
             }
         )

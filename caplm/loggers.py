@@ -26,9 +26,17 @@ def csv_logger(save_dir: str, part: str, name: str = "logs") -> CSVLogger:
     return CSVLogger(save_dir=save_dir, name=name, version=part)
 
 
-def wandb_logger(save_dir: str, part: str, project: str = "caplm", entity: str | None = None,
-                 group: str | None = None, name: str | None = None, tags=(),
-                 mode: str = "offline", run_id: str | None = None) -> Logger:
+def wandb_logger(
+    save_dir: str,
+    part: str,
+    project: str = "caplm",
+    entity: str | None = None,
+    group: str | None = None,
+    name: str | None = None,
+    tags=(),
+    mode: str = "offline",
+    run_id: str | None = None,
+) -> Logger:
     """A Weights & Biases logger; ``offline`` by default (no login, no network, never waits).
 
     Offline runs are written to ``<save_dir>/wandb/offline-run-*``; ``wandb sync`` uploads them.
@@ -41,8 +49,16 @@ def wandb_logger(save_dir: str, part: str, project: str = "caplm", entity: str |
     os.environ["WANDB_MODE"] = mode  # also covers wandb calls made outside the logger
     os.environ.setdefault("WANDB_SILENT", "true")
     return WandbLogger(
-        save_dir=save_dir, project=project, entity=entity, group=group, name=name,
-        tags=list(tags), mode=mode, id=run_id, resume="allow", prefix=part,
+        save_dir=save_dir,
+        project=project,
+        entity=entity,
+        group=group,
+        name=name,
+        tags=list(tags),
+        mode=mode,
+        id=run_id,
+        resume="allow",
+        prefix=part,
         settings=wandb.Settings(init_timeout=90, start_method="thread"),
     )
 
@@ -65,20 +81,27 @@ def replay_history(logger: Logger | bool, history: list[dict]) -> None:
         logger.log_metrics(metrics, step=int(row["epoch"]))
 
 
-def report(logger: Logger | bool, results: dict, captions: list[dict],
-           load_image: Callable[[str], np.ndarray] | None = None, max_rows: int = 50) -> None:
+def report(
+    logger: Logger | bool,
+    results: dict,
+    captions: list[dict],
+    load_image: Callable[[str], np.ndarray] | None = None,
+    max_rows: int = 50,
+) -> None:
     """Final results as summary values, and (W&B) a table of sample captions."""
     if not logger:
         return
-    numeric = {k: float(v) for k, v in results.items()
-               if isinstance(v, int | float) and not isinstance(v, bool)}
+    numeric = {
+        k: float(v)
+        for k, v in results.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
     logger.log_metrics(numeric)
     if _is_wandb(logger):
         import wandb
 
         run = logger.experiment
-        run.summary.update({**numeric, **{k: v for k, v in results.items()
-                                          if isinstance(v, str)}})
+        run.summary.update({**numeric, **{k: v for k, v in results.items() if isinstance(v, str)}})
         table = wandb.Table(columns=["image_id", "image", "generated", "references", "logprob"])
         for c in captions[:max_rows]:
             image = None
@@ -87,8 +110,9 @@ def report(logger: Logger | bool, results: dict, captions: list[dict],
                     image = wandb.Image(load_image(c["image_id"]))
                 except (OSError, ValueError) as err:  # a missing image file must not stop a run
                     log.warning("no image for the caption table: %s", err)
-            table.add_data(c["image_id"], image, c["caption"], "\n".join(c["references"]),
-                           c["logprob"])
+            table.add_data(
+                c["image_id"], image, c["caption"], "\n".join(c["references"]), c["logprob"]
+            )
         run.log({"capgen/test_captions": table})
     logger.save()
 

@@ -34,51 +34,36 @@ from caplm.transfer import WeightTransfer, generator_vocabulary, uses_lm
 log = logging.getLogger("caplm.train")
 
 
-
 def run(cfg: DictConfig) -> dict:
     """Run one job; returns its results (also written to ``<output_dir>/results.json``)."""
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     job = Job(cfg)
     with job.claim() as done:
         if done is not None:
             return done
-        results = _train_and_evaluate(cfg, job)
-        job.finish(results)
+        try:
+            results, captions, dataset, capgen_logger = _train_and_evaluate(cfg, job)
+            job.finish(results)
+            loggers.report(capgen_logger, results, captions, dataset.load_image)
+        finally:
+            loggers.finish()
     return results
 
 
-def _train_and_evaluate(cfg: DictConfig, job: Job) -> dict:
-    out = job.dir
+def _train_and_evaluate(cfg: DictConfig, job: Job):
+    out, mode = job.dir, cfg.transfer.mode
     cache_dir = Path(cfg.paths.cache_dir)
-    mode = cfg.transfer.mode
     L.seed_everything(cfg.seed, workers=True)
-
     dataset = load_caption_dataset(cfg.data, cache_dir)
     features = load_features(cfg.data, dataset, cache_dir)
     caption_vocab = Vocabulary.build(dataset.sentences("train"), cfg.data.min_word_freq)
-    results: dict = {}
 
-    lm = corpus = None
+    results: dict = {}
+    lm = None
     if uses_lm(mode):
-        corpus = build_corpus(cfg.corpus, dataset, cfg.seed)
-        lm_vocab = Vocabulary.build(corpus.train, cfg.corpus.min_word_freq)
-        lm_trainer = partial(
-            make_trainer, cfg.trainer, logger=loggers.build(cfg.get("logger"), "lm")
-        )
-        lm = lm_cache.get_or_train(
-            cfg.lm, corpus, lm_vocab, cfg.seed, cfg.paths.lm_cache_dir, make_trainer=lm_trainer
-        )
-        results.update(_lm_summary(lm))
-        results.update(
-            evaluate_lm(
-                lm.model,
-                lm.vocab,
-                corpus.val,
-                dataset.sentences("test"),
-                corpus.train,
-                cfg.eval.lm_samples,
-                cfg.seed,
-            )
-        )
+        lm, lm_results = _language_model(cfg, dataset)
+        results.update(lm_results)
         write_json(out / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
 
     vocab = generator_vocabulary(caption_vocab, lm.vocab if lm else None, cfg.transfer.vocab_policy)
@@ -106,7 +91,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job) -> dict:
         describe=f"(lm={cfg.lm.name}: embed {cfg.lm.embed_size}, rnn {cfg.lm.rnn_size}; "
         f"model: embed {cfg.model.embed_size}, rnn {cfg.model.rnn_size})",
     )
-    val_bleu = ValidationBLEU(data.features["val"], data.references("val"), vocab)
+    capgen_logger = loggers.build(cfg.get("logger"), "capgen")
     ckpt_dir = out / "checkpoints"
     trainer, history = make_trainer(
         cfg.trainer,
@@ -114,8 +99,8 @@ def _train_and_evaluate(cfg: DictConfig, job: Job) -> dict:
         cfg.model.max_epochs,
         cfg.model.patience,
         cfg.model.gradient_clip_val,
-        logger=loggers.build(cfg.get("logger"), "capgen"),
-        callbacks=[transfer, val_bleu],
+        logger=capgen_logger,
+        callbacks=[transfer, ValidationBLEU(data.features["val"], data.references("val"), vocab)],
     )
     record = fit(
         trainer,
@@ -125,8 +110,9 @@ def _train_and_evaluate(cfg: DictConfig, job: Job) -> dict:
         history,
         extra=lambda: {"transfer": transfer.stats.as_results()},
     )
-    state = torch.load(ckpt_dir / record["checkpoint"], map_location="cpu", weights_only=False)
-    model.load_state_dict(state["state_dict"])
+    if record["checkpoint"]:
+        state = torch.load(ckpt_dir / record["checkpoint"], map_location="cpu", weights_only=False)
+        model.load_state_dict(state["state_dict"])
 
     results.update(record["transfer"])
     results.update(
@@ -140,13 +126,28 @@ def _train_and_evaluate(cfg: DictConfig, job: Job) -> dict:
     scores, captions = evaluate_generator(model, data, cfg.eval)
     results.update(scores)
     write_json(out / "test_captions.json", captions)
-    _show(captions, cfg.eval.show)
-    return results
+    for c in captions[: cfg.eval.show]:
+        log.info("%s: %s  (ref: %s)", c["image_id"], c["caption"], c["references"][0])
+    return results, captions, dataset, capgen_logger
 
 
-def _lm_summary(lm) -> dict:
+def _language_model(cfg: DictConfig, dataset):
+    """The job's LM (cached or trained now) and its results: size, perplexities, diversity."""
+    corpus = build_corpus(cfg.corpus, dataset, cfg.seed)
+    lm_vocab = Vocabulary.build(corpus.train, cfg.corpus.min_word_freq)
+    lm_logger = loggers.build(cfg.get("logger"), "lm")
+    lm = lm_cache.get_or_train(
+        cfg.lm,
+        corpus,
+        lm_vocab,
+        cfg.seed,
+        cfg.paths.lm_cache_dir,
+        make_trainer=partial(make_trainer, cfg.trainer, logger=lm_logger),
+    )
+    if not lm.trained_here:  # its curves were logged by the job that trained it: show them here
+        loggers.replay_history(lm_logger, lm.info["history"])
     info = lm.info
-    return {
+    results = {
         "lm/cache_key": lm.key,
         "lm/trained_here": lm.trained_here,
         "lm/vocab_size": info["vocab_size"],
@@ -155,26 +156,38 @@ def _lm_summary(lm) -> dict:
         "lm/epochs": info["epochs"],
         "lm/train_time_s": info["train_time_s"],
     }
-
-
-def _show(captions: list[dict], n: int) -> None:
-    for c in captions[:n]:
-        log.info("%s: %s  (ref: %s)", c["image_id"], c["caption"], c["references"][0])
+    results.update(
+        evaluate_lm(
+            lm.model,
+            lm.vocab,
+            corpus.val,
+            dataset.sentences("test"),
+            corpus.train,
+            cfg.eval.lm_samples,
+            cfg.seed,
+        )
+    )
+    return lm, results
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     start = time.perf_counter()
     results = run(cfg)
+    headline = (
+        "capgen/test_BLEU-4",
+        "capgen/test_METEOR",
+        "capgen/test_CIDEr",
+        "capgen/shapes_object_precision",
+    )
     log.info(
         "done in %.0f s: %s",
         time.perf_counter() - start,
-        {
-            k: round(v, 4)
-            for k, v in results.items()
-            if isinstance(v, float)
-            and k.split("/")[-1] in ("test_BLEU-4", "test_CIDEr", "test_METEOR")
-        },
+        ", ".join(
+            f"{k.split('/')[1]} {results[k]:.3f}"
+            for k in headline
+            if isinstance(results.get(k), float)
+        ),
     )
     log.info("results: %s", Path(cfg.paths.output_dir) / RESULTS_FILE)
 

@@ -24,8 +24,10 @@ def _worker(ids, lock_dir, jobs, barrier, out):
 def _run_workers(n_workers, ids, lock_dir, jobs=2):
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(n_workers), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(ids, lock_dir, jobs, barrier, out))
-             for _ in range(n_workers)]
+    procs = [
+        ctx.Process(target=_worker, args=(ids, lock_dir, jobs, barrier, out))
+        for _ in range(n_workers)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=30) for _ in procs]
@@ -50,6 +52,7 @@ def test_an_extra_worker_waits_for_a_free_device(tmp_path):
     def hold_then_exit(q):
         q.put(devices.claim_device(ids, tmp_path, poll_s=0.05))
         import time
+
         time.sleep(0.5)
 
     holders = [ctx.Process(target=hold_then_exit, args=(out,)) for _ in range(2)]

@@ -289,7 +289,9 @@ def test_conf_node_matches_the_config_fields_and_defaults():
 
 def test_grounding_counts_true_and_false_mentions():
     scene = [{"colour": "red", "shape": "circle"}, {"colour": "blue", "shape": "star"}]
-    g = shapes.grounding(tokenize("a red disc to the left of a green star and two blue stars"), scene)
+    g = shapes.grounding(
+        tokenize("a red disc to the left of a green star and two blue stars"), scene
+    )
     assert g == {"mentions": 3, "true_mentions": 2, "kinds": 2, "kinds_named": 2}
     scores = shapes.grounding_scores(
         {"a": tokenize("a red circle"), "b": tokenize("a pink square"), "c": tokenize("shapes")},
