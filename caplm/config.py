@@ -5,11 +5,22 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from caplm import PROJECT_ROOT
+from caplm.io import stable_hash
+
+MAX_DIRNAME = 120
 
 
 def job_dirname(override_dirname: str) -> str:
-    """A job's folder name: its overrides (``corpus=captions,seed=2``), or ``default``."""
-    return override_dirname or "default"
+    """A job's folder name: its overrides (``corpus=captions,seed=2``), or ``default``.
+
+    ``/`` (config groups such as ``data/encoder=small_cnn``, paths in values) becomes ``.``
+    so each job is one folder; a name too long for a file system is cut and given a hash of
+    the whole, so distinct jobs keep distinct folders.
+    """
+    name = (override_dirname or "default").replace("/", ".")
+    if len(name) > MAX_DIRNAME:
+        name = f"{name[: MAX_DIRNAME - 17]}-{stable_hash(name)}"
+    return name
 
 
 def num_gpus() -> int:

@@ -59,7 +59,7 @@ def wandb_logger(
         id=run_id,
         resume="allow",
         prefix=part,
-        settings=wandb.Settings(init_timeout=90, start_method="thread"),
+        settings=wandb.Settings(init_timeout=90),
     )
 
 
