@@ -164,7 +164,8 @@ def test_two_processes_racing_for_one_lm_train_it_once(tmp_path):
     sentences = [["a", "red", "circle"], ["a", "blue", "square"], ["two", "red", "stars"]] * 30
     corpus = Corpus("c", train=sentences, val=sentences[:6])
     vocab = Vocabulary.build(sentences)
-    ctx = mp.get_context("fork")
+    # spawn: a forked child of a process that already ran torch can hang in its thread pool
+    ctx = mp.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=_race, args=(tmp_path, corpus, vocab, out)) for _ in range(3)]
     for p in procs:
