@@ -11,6 +11,9 @@ EXTRAS ?= dev
 export WANDB_MODE ?= offline
 export HYDRA_FULL_ERROR ?= 1
 
+# `make sweep`: the paper grid on the embedded default with small settings (CPU, ~15-20 min).
+SWEEP_ARGS ?= data.shapes.num_train=300 eval.lm_samples=50 trainer.enable_progress_bar=false
+
 .PHONY: help install run test test-all lint format bench sweep report corpora clean clean-runs
 
 help: ## list the targets
@@ -27,6 +30,15 @@ $(STAMP): pyproject.toml
 
 run: install ## the main job on the embedded default data (shapes)
 	$(PY) -m caplm.train +experiment=transfer_frozen -m
+
+sweep: install ## the study's grid (paper_grid) on the embedded default, small settings, CPU
+	$(PY) -m caplm.train +experiment=paper_grid $(SWEEP_ARGS) -m
+
+report: install ## tables, plots and the LM-perplexity/CIDEr correlation of the latest sweep
+	$(PY) -m caplm.report multirun --latest
+
+bench: install ## speed figures of the hot paths (printed, with ratios)
+	$(PY) -m caplm.bench
 
 test: install ## the default (fast) test suite
 	$(PY) -m pytest -m "not slow" -q

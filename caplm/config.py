@@ -10,14 +10,23 @@ from caplm.io import stable_hash
 MAX_DIRNAME = 120
 
 
-def job_dirname(override_dirname: str) -> str:
-    """A job's folder name: its overrides (``corpus=captions,seed=2``), or ``default``.
+def job_dirname(overrides) -> str:
+    """A job's folder name from its command-line/sweep overrides: ``corpus=captions,seed=2``.
 
-    ``/`` (config groups such as ``data/encoder=small_cnn``, paths in values) becomes ``.``
-    so each job is one folder; a name too long for a file system is cut and given a hash of
-    the whole, so distinct jobs keep distinct folders.
+    Settings that do not change a job's results (devices, loggers, paths; see
+    ``caplm.jobs.NOT_RESULTS``) are left out, so a re-run with other such settings finds the
+    same folder. ``/`` (config groups such as ``data/encoder=small_cnn``, paths in values)
+    becomes ``.``; a name too long for a file system is cut and given a hash of the whole, so
+    distinct jobs keep distinct folders. No overrides: ``default``.
     """
-    name = (override_dirname or "default").replace("/", ".")
+    from caplm.jobs import NOT_RESULTS
+
+    kept = []
+    for item in overrides:
+        key = str(item).split("=", 1)[0].lstrip("+~")
+        if key.split(".")[0].split("/")[0] not in (*NOT_RESULTS, "experiment"):
+            kept.append(str(item).lstrip("+~"))
+    name = ",".join(sorted(kept)).replace("/", ".") or "default"
     if len(name) > MAX_DIRNAME:
         name = f"{name[: MAX_DIRNAME - 17]}-{stable_hash(name)}"
     return name

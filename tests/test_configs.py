@@ -130,11 +130,28 @@ def test_launcher_configs_compose(launcher, target):
         assert cfg.hydra.launcher.gpus_per_node == 1
 
 
-def test_job_dirname_is_one_short_folder_name():
+def test_job_dirname_is_one_short_folder_name_without_settings_that_do_not_change_results():
     from caplm.config import MAX_DIRNAME, job_dirname
 
-    assert job_dirname("") == "default"
-    assert job_dirname("data/encoder=small_cnn,seed=2") == "data.encoder=small_cnn,seed=2"
-    long_a, long_b = "x=1," * 60 + "seed=1", "x=1," * 60 + "seed=2"
+    assert job_dirname([]) == "default"
+    assert job_dirname(["seed=2", "data/encoder=small_cnn", "+experiment=x"]) == (
+        "data.encoder=small_cnn,seed=2"
+    )
+    assert (
+        job_dirname(
+            [
+                "trainer.enable_progress_bar=false",
+                "logger=wandb",
+                "threads=1",
+                "paths.data_dir=/x/y",
+                "transfer=none",
+            ]
+        )
+        == "transfer=none"
+    )
+    long_a, long_b = (
+        [f"x{i}=1" for i in range(40)] + ["seed=1"],
+        [f"x{i}=1" for i in range(40)] + ["seed=2"],
+    )
     assert len(job_dirname(long_a)) == MAX_DIRNAME and "/" not in job_dirname(long_a)
     assert job_dirname(long_a) != job_dirname(long_b)
