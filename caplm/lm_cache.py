@@ -125,11 +125,6 @@ def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
             history,
             keep="best" if lm_cfg.early_stopping else "last",
         )
-        if record["checkpoint"]:
-            state = torch.load(
-                ckpt_dir / record["checkpoint"], map_location="cpu", weights_only=False
-            )["state_dict"]
-            model.load_state_dict(state)
         log.info(
             "LM %s trained: %d epochs in %.1f s", key, record["epochs"], time.perf_counter() - start
         )

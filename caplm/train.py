@@ -110,9 +110,6 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         history,
         extra=lambda: {"transfer": transfer.stats.as_results()},
     )
-    if record["checkpoint"]:
-        state = torch.load(ckpt_dir / record["checkpoint"], map_location="cpu", weights_only=False)
-        model.load_state_dict(state["state_dict"])
 
     results.update(record["transfer"])
     results.update(

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
@@ -104,7 +105,8 @@ def fit(
     keep: str = "best",
     extra=None,
 ) -> dict:
-    """Fit and return ``{"checkpoint", "epochs", "train_time_s", "history"}``.
+    """Fit, leave the kept checkpoint's weights in ``model``, and return
+    ``{"checkpoint", "epochs", "train_time_s", "history"}``.
 
     Resumes from ``ckpt_dir/last.ckpt`` when an earlier fit was interrupted; when an earlier
     fit finished (``fit_done.json`` written), returns its record without training again.
@@ -114,7 +116,9 @@ def fit(
     ckpt_dir = Path(ckpt_dir)
     done = ckpt_dir / DONE
     if done.is_file():
-        return read_json(done)
+        record = read_json(done)
+        _load_weights(model, ckpt_dir, record)
+        return record
     last = ckpt_dir / "last.ckpt"
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
     checkpoint = trainer.checkpoint_callback.best_model_path if keep == "best" else str(last)
@@ -126,4 +130,11 @@ def fit(
         **(extra() if extra else {}),
     }
     write_json(done, record)
+    _load_weights(model, ckpt_dir, record)
     return record
+
+
+def _load_weights(model: L.LightningModule, ckpt_dir: Path, record: dict) -> None:
+    if record["checkpoint"]:
+        state = torch.load(ckpt_dir / record["checkpoint"], map_location="cpu", weights_only=False)
+        model.load_state_dict(state["state_dict"])
