@@ -20,6 +20,7 @@ from caplm.evaluation.coco import caption_metrics, torchmetrics_bleu4
 from caplm.evaluation.diversity import diversity
 from caplm.evaluation.perplexity import oov_stats, perplexity_stats
 from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score_matrix
+from caplm.results import SPICE_STATUS, div_key, ret_key
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
     references = {img.image_id: img.raw for img in images}
     metrics = caption_metrics(references, hypotheses, spice=eval_cfg.spice, meteor=eval_cfg.meteor)
     results = {f"capgen/test_{k}": v for k, v in metrics.items() if k != "spice_status"}
-    results["capgen/spice_status"] = metrics.get("spice_status")
+    results[SPICE_STATUS] = metrics.get("spice_status")
 
     sentences = data.dataset.sentences(split)
     image_index = torch.tensor([i for i, img in enumerate(images) for _ in img.captions])
@@ -133,9 +134,7 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
         results.update({f"capgen/shapes_{k}": v for k, v in grounding_scores(said, scenes).items()})
 
     train = data.dataset.sentences("train")
-    results.update(
-        {f"capgen/div_{k}": v for k, v in diversity(words, train, len(vocab.words)).items()}
-    )
+    results.update({div_key(k): v for k, v in diversity(words, train, len(vocab.words)).items()})
 
     if eval_cfg.retrieval:
         ids = encode_sentences(sentences, vocab, NO_CUT)
@@ -148,9 +147,7 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
 
         scores = score_matrix(pair_scores, features, batch["inputs"], batch["targets"])
         ranks = retrieval_ranks(scores, image_index.numpy())
-        results.update(
-            {f"capgen/ret_{k}": v for k, v in retrieval_metrics(ranks, len(images)).items()}
-        )
+        results.update({ret_key(k): v for k, v in retrieval_metrics(ranks, len(images)).items()})
 
     captions = [
         {

@@ -26,13 +26,22 @@ import yaml
 from scipy import stats
 
 from caplm.io import read_json, write_text
-from caplm.results import COMPLETE, RESULTS_FILE, metric_key, pplx_key
+from caplm.results import (
+    COMPLETE,
+    RESULTS_FILE,
+    SPICE_STATUS,
+    TRANSFER_MODES,
+    div_key,
+    metric_key,
+    pplx_key,
+    ret_key,
+)
 
 # A grid cell: jobs that differ only in their seed. Seeds are the runs we average over.
 CELL = ("data", "corpus", "transfer", "size_exponent", "lm_max_epochs")
 REQUIRED = ("job/status", "job/corpus", "job/transfer", "job/size_exponent", "job/seed")
 FIRST_COLUMNS = ("job_dir", "experiment", *CELL, "seed", "status")
-BASELINE, CONTROL = "none", "random_frozen"  # transfer modes drawn as reference lines
+BASELINE, CONTROL = TRANSFER_MODES[0], TRANSFER_MODES[3]  # drawn as reference lines
 LM_PPLX = pplx_key("lm", "captest")  # the x of the headline: LM perplexity on caption test
 GEN_PPLX = pplx_key("capgen", "test")
 HEADLINE_METRIC = "CIDEr"
@@ -290,12 +299,11 @@ KEY_COLUMNS = (
     ("SPICE", metric_key("SPICE")),
     ("LM pplx", LM_PPLX),
     ("gen. pplx", GEN_PPLX),
-    ("vocab used", "capgen/div_vocab_used"),
-    ("unique frac", "capgen/div_unique_frac"),
-    ("R@1", "capgen/ret_R@1"),
-    ("R@10", "capgen/ret_R@10"),
+    ("vocab used", div_key("vocab_used")),
+    ("unique frac", div_key("unique_frac")),
+    ("R@1", ret_key("R@1")),
+    ("R@10", ret_key("R@10")),
 )
-SPICE_STATUS = "capgen/spice_status"
 NO_PLOTS = "- none: no complete job transferred an LM with a perplexity or corpus size"
 
 

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 RESULTS_FILE = "results.json"
 COMPLETE = "complete"
+#: ``job/transfer`` values: no transfer, fine-tuned, frozen, and the random frozen control.
+TRANSFER_MODES = ("none", "init", "frozen", "random_frozen")
+SPICE_STATUS = "capgen/spice_status"
 
 CAPTION_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
 PPLX_KINDS = ("plain", "corrected")
@@ -40,3 +43,13 @@ def metric_key(metric: str) -> str:
     if metric not in CAPTION_METRICS:
         raise ValueError(f"unknown caption metric {metric!r}; known: {', '.join(CAPTION_METRICS)}")
     return f"capgen/test_{metric}"
+
+
+def div_key(name: str) -> str:
+    """Diversity of the generated test captions, e.g. ``div_key("unique_frac")``."""
+    return f"capgen/div_{name}"
+
+
+def ret_key(name: str) -> str:
+    """Image retrieval by caption probability, e.g. ``ret_key("R@1")``."""
+    return f"capgen/ret_{name}"

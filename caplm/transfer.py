@@ -24,10 +24,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from caplm.data.text import SPECIALS
+from caplm.results import TRANSFER_MODES
 
 log = logging.getLogger(__name__)
 
-MODES = ("none", "init", "frozen", "random_frozen")
+MODES = TRANSFER_MODES
 PARTS = {"embedding": ("prefix.embedding.",), "rnn": ("prefix.rnn.", "prefix.init_")}
 EMBEDDING = "prefix.embedding.weight"
 
