@@ -25,6 +25,7 @@ from caplm.results import SPICE_STATUS, div_key, ret_key
 log = logging.getLogger(__name__)
 
 NO_CUT = 10**6  # evaluation scores whole sentences, never cut
+RETRIEVAL_CAPTIONS = 1024  # captions scored against all test images per call
 
 
 @torch.no_grad()
@@ -145,7 +146,16 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
                 feats.to(device), inputs.to(device), targets.to(device)
             )
 
-        scores = score_matrix(pair_scores, features, batch["inputs"], batch["targets"])
+        # all images per call: the model bounds its own memory, and splitting the images would
+        # redo the caption side (the RNN) for every block (9-17x slower, see make bench)
+        scores = score_matrix(
+            pair_scores,
+            features,
+            batch["inputs"],
+            batch["targets"],
+            caption_batch=RETRIEVAL_CAPTIONS,
+            image_batch=len(features),
+        )
         ranks = retrieval_ranks(scores, image_index.numpy())
         results.update({ret_key(k): v for k, v in retrieval_metrics(ranks, len(images)).items()})
 
