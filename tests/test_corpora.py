@@ -79,3 +79,15 @@ def test_missing_text_file_is_named(tmp_path):
 def test_unknown_source_lists_the_known_ones():
     with pytest.raises(ValueError, match="captions, shapes_extra, textfile"):
         build_corpus(_cfg(source="web"), _captions(), seed=1)
+
+
+def test_sentence_splitter_keeps_abbreviations_inside_sentences():
+    from caplm.data.fetch_corpora import split_sentences
+
+    text = "Fellow-Citizens: we meet again.  Mr. Smith went to the U.S. Congress!\nIs it so? \"Yes.\""
+    assert split_sentences(text) == [
+        "Fellow-Citizens: we meet again.",
+        "Mr. Smith went to the U.S. Congress!",
+        "Is it so?",
+        '"Yes."',
+    ]
