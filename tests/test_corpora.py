@@ -84,7 +84,7 @@ def test_unknown_source_lists_the_known_ones():
 def test_sentence_splitter_keeps_abbreviations_inside_sentences():
     from caplm.data.fetch_corpora import split_sentences
 
-    text = "Fellow-Citizens: we meet again.  Mr. Smith went to the U.S. Congress!\nIs it so? \"Yes.\""
+    text = 'Fellow-Citizens: we meet again.  Mr. Smith went to the U.S. Congress!\nIs it so? "Yes."'
     assert split_sentences(text) == [
         "Fellow-Citizens: we meet again.",
         "Mr. Smith went to the U.S. Congress!",
