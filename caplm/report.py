@@ -68,7 +68,13 @@ class Sweep:
 
     @property
     def complete(self) -> pd.DataFrame:
+        """Complete jobs, each distinct result once (what is averaged and plotted)."""
         return unique_complete(self.table)
+
+    @property
+    def finished(self) -> int:
+        """Complete jobs, those that reused an identical job's result included."""
+        return int((self.table["status"] == COMPLETE).sum()) if len(self.table) else 0
 
 
 def unique_complete(df: pd.DataFrame) -> pd.DataFrame:
@@ -351,6 +357,15 @@ def _mean_std(mean: float, std: float) -> str:
     return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
 
 
+def _reused_note(reused: int) -> str:
+    if not reused:
+        return ""
+    return (
+        f"; {reused} of them reused the result of an identical job (e.g. a control repeated "
+        "across LM corpora) and count once below"
+    )
+
+
 def _report_md(sweep: Sweep, cells: pd.DataFrame, corr: pd.DataFrame, plots: dict) -> str:
     done = sweep.complete
     total = sweep.expected if sweep.expected is not None else sweep.found
@@ -361,9 +376,10 @@ def _report_md(sweep: Sweep, cells: pd.DataFrame, corr: pd.DataFrame, plots: dic
     md = [
         f"# caplm report: `{sweep.root}`",
         "",
-        f"**{len(done)} of {total} jobs complete** ({total} {counted}; {len(sweep.incomplete)} "
-        f"incomplete, {len(sweep.never_started)} never started, {len(sweep.skipped)} "
-        "unreadable). Per-job tables: [results.md](results.md), [results.csv](results.csv).",
+        f"**{sweep.finished} of {total} jobs complete** ({total} {counted}; "
+        f"{len(sweep.incomplete)} incomplete, {len(sweep.never_started)} never started, "
+        f"{len(sweep.skipped)} unreadable){_reused_note(sweep.finished - len(done))}. "
+        "Per-job tables: [results.md](results.md), [results.csv](results.csv).",
         "",
         "## Summary: mean ± std over seeds per grid cell",
         "",
@@ -463,7 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or root / "report"
     verdicts = write_report(sweep, out)
-    print(f"{len(sweep.complete)} complete jobs from {root}; report: {out / 'report.md'}")
+    print(
+        f"{sweep.finished} complete jobs ({len(sweep.complete)} distinct results) from {root}; "
+        f"report: {out / 'report.md'}"
+    )
     for line in verdicts:
         print(line)
     return 0

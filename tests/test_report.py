@@ -317,7 +317,7 @@ def test_latest_picks_the_sweep_with_the_newest_results(sweeps, capsys):
     assert f"## Plots\n\n{report.NO_PLOTS}\n" in md  # controls only: nothing to plot against
     assert "- no transfer mode has LM perplexities" in md
     assert not (sweeps / "report").exists()
-    assert "4 complete jobs from" in capsys.readouterr().out
+    assert "4 complete jobs (4 distinct results) from" in capsys.readouterr().out
 
 
 def test_expected_jobs_unknown_for_a_sweep_without_a_fixed_grid(sweeps):
@@ -351,3 +351,6 @@ def test_jobs_that_reused_an_identical_jobs_results_count_once(sweeps):
     assert len(df) == 23  # every job has its row in the table
     baseline = summarize(df).query("transfer == 'none'").iloc[0]
     assert baseline["n"] == 2  # but seeds 1 and 2 are counted once each
+    assert main([str(sweeps), "--out", str(sweeps / "out")]) == 0
+    text = (sweeps / "out" / "report.md").read_text()
+    assert "**23 of " in text and "3 of them reused the result of an identical job" in text
