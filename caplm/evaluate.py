@@ -119,7 +119,7 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
     results[SPICE_STATUS] = metrics.get("spice_status")
 
     sentences = data.dataset.sentences(split)
-    image_index = torch.tensor([i for i, img in enumerate(images) for _ in img.captions])
+    image_index = torch.tensor(data.caption_images(split))
 
     def score(feats, inputs, targets):
         return model.token_logprobs(feats.to(device), inputs.to(device), targets.to(device))

@@ -104,10 +104,6 @@ class TextDataModule(L.LightningDataModule):
         return _loader(_Sentences(self.val_ids), _Collate(), self.batch_size, False,
                        self.num_workers, self.seed)
 
-    def sentence_loader(self, sentences: Sequence[Sequence[str]]) -> DataLoader:
-        """Batches of any tokenised sentences (e.g. the caption test set), in order."""
-        ids = encode_sentences(sentences, self.vocab, self.max_len)
-        return _loader(_Sentences(ids), _Collate(), self.batch_size, False, 0, self.seed)
 
 
 class CaptionDataModule(L.LightningDataModule):
@@ -129,12 +125,14 @@ class CaptionDataModule(L.LightningDataModule):
                 )
         self.feature_size = next(iter(self.features.values())).shape[1]
 
+    def caption_images(self, split: str) -> list[int]:
+        """For each caption of ``dataset.sentences(split)``, the index of its image."""
+        return [i for i, img in enumerate(self.dataset.splits[split]) for _ in img.captions]
+
     def pairs(self, split: str) -> tuple[list[torch.Tensor], list[int]]:
         """Encoded captions of a split and the image index of each."""
-        images = self.dataset.splits[split]
-        image_index = [i for i, img in enumerate(images) for _ in img.captions]
-        sentences = [c for img in images for c in img.captions]
-        return encode_sentences(sentences, self.vocab, self.max_len), image_index
+        ids = encode_sentences(self.dataset.sentences(split), self.vocab, self.max_len)
+        return ids, self.caption_images(split)
 
     def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
         ids, image_index = self.pairs(split)
