@@ -2,14 +2,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from caplm.data.text import Vocabulary
 from caplm.evaluation.perplexity import (
     caption_perplexities,
     oov_stats,
     perplexity_stats,
-    token_logprobs_from_logits,
 )
 from caplm.results import PPLX_KINDS, PPLX_STATS
 
@@ -107,20 +105,3 @@ def test_unk_without_oov_types_is_an_error():
 def test_bad_inputs_are_clear_errors(logprobs, unks, match):
     with pytest.raises(ValueError, match=match):
         perplexity_stats(logprobs, unks, 3)
-
-
-def test_token_logprobs_from_logits_gathers_targets_and_drops_padding():
-    probs = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]])
-    # log-softmax of log(p) is log(p) when p sums to 1; add a constant to show it normalises
-    logits = torch.log(probs)[torch.tensor([[0, 1, 2], [2, 0, 1]])] + 5.0  # (B=2, T=3, V=4)
-    targets = torch.tensor([[3, 1, 0], [2, 0, 0]])  # pad id 0 after the real tokens
-    out = token_logprobs_from_logits(logits, targets)
-    assert [len(a) for a in out] == [2, 1]
-    np.testing.assert_allclose(out[0], np.log([0.4, 0.25]), rtol=1e-6)
-    np.testing.assert_allclose(out[1], np.log([0.1]), rtol=1e-6)
-    assert out[0].dtype == np.float64
-
-
-def test_token_logprobs_shape_mismatch_is_an_error():
-    with pytest.raises(ValueError, match="disagree"):
-        token_logprobs_from_logits(torch.zeros(2, 3, 4), torch.zeros(2, 4, dtype=torch.long))

@@ -6,7 +6,7 @@ training code gathers the inputs and prefixes the returned keys for the results 
 
 from caplm.evaluation.coco import caption_metrics, check_java, torchmetrics_bleu4
 from caplm.evaluation.diversity import diversity
-from caplm.evaluation.perplexity import oov_stats, perplexity_stats, token_logprobs_from_logits
+from caplm.evaluation.perplexity import oov_stats, perplexity_stats
 from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score_matrix
 
 __all__ = [
@@ -18,6 +18,5 @@ __all__ = [
     "retrieval_metrics",
     "retrieval_ranks",
     "score_matrix",
-    "token_logprobs_from_logits",
     "torchmetrics_bleu4",
 ]

@@ -15,28 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from caplm.data.text import PAD_ID, UNK_ID, Vocabulary
+from caplm.data.text import UNK_ID, Vocabulary
 from caplm.results import PPLX_KINDS, PPLX_STATS
-
-
-def token_logprobs_from_logits(
-    logits: torch.Tensor, targets: torch.Tensor, pad_id: int = PAD_ID
-) -> list[np.ndarray]:
-    """Log-probability of each target token: logits (B, T, V), targets (B, T) -> B arrays.
-
-    Each array holds the row's non-padding positions, in order.
-    """
-    if logits.shape[:2] != targets.shape:
-        raise ValueError(
-            f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree"
-        )
-    with torch.no_grad():
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double().cpu()
-    keep = (targets != pad_id).cpu()
-    return [row[mask].numpy() for row, mask in zip(picked, keep, strict=True)]
 
 
 def oov_stats(sentences: list[list[str]], vocab: Vocabulary) -> tuple[list[int], int]:
