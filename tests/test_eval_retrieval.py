@@ -83,9 +83,12 @@ def test_known_probabilities_give_known_ranks():
 
 
 def test_chunking_gives_the_same_matrix_as_one_call():
+    # float64, compared with an absolute tolerance too: float32 blocks of a matmul may round
+    # differently from the whole product, and relative error is unbounded near zero
     gen = torch.Generator().manual_seed(0)
-    features = torch.randn(5, 4, generator=gen, requires_grad=True)
-    inputs, targets = torch.randn(7, 4, generator=gen), torch.randn(7, 4, generator=gen)
+    features = torch.randn(5, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    inputs = torch.randn(7, 4, generator=gen, dtype=torch.float64)
+    targets = torch.randn(7, 4, generator=gen, dtype=torch.float64)
     calls = []
 
     def score_fn(f, x, y):
@@ -96,9 +99,9 @@ def test_chunking_gives_the_same_matrix_as_one_call():
     chunked = score_matrix(score_fn, features, inputs, targets, caption_batch=3, image_batch=2)
     assert calls[0] == (7, 5) and len(calls) == 1 + 3 * 3  # 7 captions by 3, 5 images by 2
     assert calls[-1] == (1, 1)
-    np.testing.assert_allclose(chunked, whole, rtol=1e-6)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(
-        whole, ((inputs + 2 * targets) @ features.T).detach().numpy(), rtol=1e-6
+        whole, ((inputs + 2 * targets) @ features.T).detach().numpy(), rtol=1e-12, atol=1e-12
     )
 
 
