@@ -38,7 +38,7 @@ report: install ## tables, plots and the LM-perplexity/CIDEr correlation of the 
 	$(PY) -m caplm.report multirun --latest
 
 bench: install ## speed figures of the hot paths (printed, with ratios)
-	$(PY) -m caplm.bench
+	$(PY) -m benchmarks
 
 test: install ## the default (fast) test suite
 	$(PY) -m pytest -m "not slow" -q
@@ -47,12 +47,12 @@ test-all: install ## every test, slow ones included
 	$(PY) -m pytest -q
 
 lint: install ## static checks
-	$(PY) -m ruff check caplm tests
-	$(PY) -m ruff format --check caplm tests
+	$(PY) -m ruff check caplm tests benchmarks
+	$(PY) -m ruff format --check caplm tests benchmarks
 
 format: install ## apply the formatter
-	$(PY) -m ruff check --fix caplm tests
-	$(PY) -m ruff format caplm tests
+	$(PY) -m ruff check --fix caplm tests benchmarks
+	$(PY) -m ruff format caplm tests benchmarks
 
 clean: ## remove caches of tools (not data, not runs)
 	rm -rf .pytest_cache .ruff_cache *.egg-info

@@ -1,4 +1,5 @@
-"""Small I/O helpers shared by every part: atomic writes and stable content hashes.
+"""Small helpers shared by every part: atomic writes, JSON, stable content hashes, and
+configs as plain containers.
 
 A killed process must never leave a truncated file that a later run would trust, so every
 result, cache entry and checkpoint index is written to a temporary file in the same folder
@@ -65,3 +66,15 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def to_dict(cfg: Any) -> Any:
+    """An omegaconf node as plain dicts/lists with interpolations resolved; anything else
+    (a plain mapping, a scalar) is returned as it is (a mapping as a new dict)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig | ListConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    return cfg

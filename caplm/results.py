@@ -1,55 +1,120 @@
 """The results file: the contract between training (``caplm.train``) and the report.
 
 Each job writes one flat JSON object, ``results.json``, in its output folder. Keys are
-``<part>/<name>``; this module is the one place their names are made. Parts:
+``<part>/<name>``; the functions of this module are the one place they are made (no other
+module spells a key). Parts:
 
 - ``job/``      the grid cell: ``corpus``, ``transfer``, ``size_exponent``, ``seed``, ``data``,
-                ``lm_max_epochs``, ``experiment``, ``overrides``, ``status``, ``config_hash``,
-                ``total_time_s``.
+                ``lm``, ``lm_max_epochs``, ``experiment``, ``overrides``, ``status``,
+                ``config_hash``, ``total_time_s``, ``finished``, ``host``, ``pid`` (and
+                ``reused_from`` when an identical job's results were reused).
 - ``lm/``       the language model: ``vocab_size``, ``params``, ``corpus_size``, ``epochs``,
-                ``train_time_s``, ``cache_key``, and perplexities (below) on ``val`` (its own
-                validation text) and ``captest`` (the caption test set).
+                ``train_time_s``, ``cache_key``, ``trained_here``, perplexities (below) on
+                ``val`` (its own validation text) and ``captest`` (the caption test set), and
+                ``sample_div_*`` (diversity of sentences it samples).
 - ``capgen/``   the caption generator: ``vocab_size``, ``params``, ``epochs``, ``train_time_s``,
                 perplexities on ``test``, caption metrics ``test_BLEU-1`` .. ``test_CIDEr``,
                 ``test_SPICE`` (null when skipped, with ``spice_status`` saying why),
-                diversity ``div_*`` and retrieval ``ret_*``.
-- ``transfer/`` ``rows`` (embedding rows copied), ``params_transferred``, ``params_frozen``.
+                diversity ``div_*``, retrieval ``ret_*`` and, on generated data that knows its
+                scenes, grounding ``<dataset>_object_precision`` etc.
+- ``transfer/`` ``rows`` (embedding rows copied), ``rows_missing``, ``params_transferred``,
+                ``params_frozen``.
 
 Perplexity keys are ``<part>/<split>_pplx_<kind>_<stat>``: ``kind`` is ``plain`` or
 ``corrected`` (each ``<unk>`` charged 1/n_oov_types of its probability, so models with
-different vocabularies compare), ``stat`` is ``mean``, ``median`` or ``geomean`` over captions.
+different vocabularies compare), ``stat`` is ``mean``, ``median`` or ``geomean`` over captions;
+``<part>/<split>_oov_types`` is that n_oov_types.
+
+This module imports nothing from caplm: training and the report both depend on it.
 """
 
 from __future__ import annotations
 
 RESULTS_FILE = "results.json"
 COMPLETE = "complete"
-#: ``job/transfer`` values: no transfer, fine-tuned, frozen, and the random frozen control.
-TRANSFER_MODES = ("none", "init", "frozen", "random_frozen")
-SPICE_STATUS = "capgen/spice_status"
+PARTS = ("job", "lm", "capgen", "transfer")
 
 CAPTION_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
 PPLX_KINDS = ("plain", "corrected")
 PPLX_STATS = ("mean", "median", "geomean")
 
 
+def key(part: str, name: str) -> str:
+    """``<part>/<name>``, the part checked."""
+    if part not in PARTS:
+        raise ValueError(f"unknown results part {part!r}; known: {', '.join(PARTS)}")
+    return f"{part}/{name}"
+
+
+def keyed(part: str, values: dict, prefix: str = "") -> dict:
+    """``values`` with each name turned into a key of ``part`` (``prefix`` before the name)."""
+    return {key(part, f"{prefix}{name}"): v for name, v in values.items()}
+
+
+def job_key(name: str) -> str:
+    return key("job", name)
+
+
+def lm_key(name: str) -> str:
+    return key("lm", name)
+
+
+def capgen_key(name: str) -> str:
+    return key("capgen", name)
+
+
+def transfer_key(name: str) -> str:
+    return key("transfer", name)
+
+
+def column(results_key: str) -> str:
+    """A results key as a report column: ``job/`` keys lose their prefix."""
+    return results_key.removeprefix("job/")
+
+
+# The job/ keys that code reads back (skip, reuse, report).
+STATUS = job_key("status")
+CONFIG_HASH = job_key("config_hash")
+OVERRIDES = job_key("overrides")
+REUSED_FROM = job_key("reused_from")
+SPICE_STATUS = capgen_key("spice_status")
+
+
 def pplx_key(part: str, split: str, kind: str = "corrected", stat: str = "geomean") -> str:
     if kind not in PPLX_KINDS or stat not in PPLX_STATS:
         raise ValueError(f"unknown perplexity kind/stat {kind!r}/{stat!r}")
-    return f"{part}/{split}_pplx_{kind}_{stat}"
+    return key(part, f"{split}_pplx_{kind}_{stat}")
+
+
+def pplx_keys(part: str, split: str, stats: dict, oov_types: int) -> dict:
+    """Perplexity results from ``perplexity_stats`` output (keys ``<kind>_<stat>``)."""
+    out = {key(part, f"{split}_pplx_{name}"): v for name, v in stats.items()}
+    out[key(part, f"{split}_oov_types")] = oov_types
+    return out
 
 
 def metric_key(metric: str) -> str:
     if metric not in CAPTION_METRICS:
         raise ValueError(f"unknown caption metric {metric!r}; known: {', '.join(CAPTION_METRICS)}")
-    return f"capgen/test_{metric}"
+    return capgen_key(f"test_{metric}")
 
 
 def div_key(name: str) -> str:
     """Diversity of the generated test captions, e.g. ``div_key("unique_frac")``."""
-    return f"capgen/div_{name}"
+    return capgen_key(f"div_{name}")
+
+
+def lm_sample_div_key(name: str) -> str:
+    """Diversity of sentences sampled from the LM."""
+    return lm_key(f"sample_div_{name}")
 
 
 def ret_key(name: str) -> str:
     """Image retrieval by caption probability, e.g. ``ret_key("R@1")``."""
-    return f"capgen/ret_{name}"
+    return capgen_key(f"ret_{name}")
+
+
+def grounding_key(dataset: str, name: str) -> str:
+    """Grounding of generated captions in a generated dataset's scenes, e.g.
+    ``grounding_key("shapes", "object_precision")``."""
+    return capgen_key(f"{dataset}_{name}")

@@ -17,25 +17,39 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from caplm import CONF_DIR, config, lm_cache, loggers  # noqa: F401  (config registers the resolvers)
+from caplm import CONF_DIR
 from caplm.data.corpora import build_corpus
 from caplm.data.datamodules import CaptionDataModule
 from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
 from caplm.data.text import Vocabulary
-from caplm.evaluate import ValidationBLEU, evaluate_generator, evaluate_lm
+from caplm.evaluation.evaluate import ValidationBLEU, evaluate_generator, evaluate_lm
 from caplm.io import write_json
-from caplm.jobs import Job
-from caplm.models import CaptionGenerator, constructor_args
-from caplm.results import RESULTS_FILE
-from caplm.training import fit, make_trainer
-from caplm.transfer import WeightTransfer, generator_vocabulary, uses_lm
+from caplm.models.caption_generator import CaptionGenerator
+from caplm.models.common import constructor_args
+from caplm.models.transfer.callback import WeightTransfer
+from caplm.models.transfer.modes import uses_lm
+from caplm.models.transfer.vocab import generator_vocabulary
+from caplm.results import RESULTS_FILE, grounding_key, keyed, lm_key, metric_key
+from caplm.runtime import lm_cache, loggers
+from caplm.runtime.config import check_config
+from caplm.runtime.jobs import Job
+from caplm.runtime.training import fit, make_trainer
 
 log = logging.getLogger("caplm.train")
+
+#: Printed at the end of a job.
+HEADLINE = (
+    metric_key("BLEU-4"),
+    metric_key("METEOR"),
+    metric_key("CIDEr"),
+    grounding_key("shapes", "object_precision"),
+)
 
 
 def run(cfg: DictConfig) -> dict:
     """Run one job; returns its results (also written to ``<output_dir>/results.json``)."""
+    check_config(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     job = Job(cfg)
@@ -72,7 +86,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         dataset,
         features,
         vocab,
-        cfg.data.batch_size,
+        cfg.model.fit.batch_size,
         cfg.data.max_caption_len,
         cfg.data.num_workers,
         cfg.seed,
@@ -82,6 +96,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         vocab_size=len(vocab),
         feature_size=data.feature_size,
         **constructor_args(CaptionGenerator, cfg.model),
+        **cfg.generation,
     )
     transfer = WeightTransfer(
         mode,
@@ -96,9 +111,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     trainer, history = make_trainer(
         cfg.trainer,
         ckpt_dir,
-        cfg.model.max_epochs,
-        cfg.model.patience,
-        cfg.model.gradient_clip_val,
+        cfg.model.fit,
         logger=capgen_logger,
         callbacks=[transfer, ValidationBLEU(data.features["val"], data.references("val"), vocab)],
     )
@@ -113,12 +126,15 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
 
     results.update(record["transfer"])
     results.update(
-        {
-            "capgen/vocab_size": len(vocab),
-            "capgen/params": sum(p.numel() for p in model.parameters()),
-            "capgen/epochs": record["epochs"],
-            "capgen/train_time_s": record["train_time_s"],
-        }
+        keyed(
+            "capgen",
+            {
+                "vocab_size": len(vocab),
+                "params": sum(p.numel() for p in model.parameters()),
+                "epochs": record["epochs"],
+                "train_time_s": record["train_time_s"],
+            },
+        )
     )
     scores, captions = evaluate_generator(model, data, cfg.eval)
     results.update(scores)
@@ -144,15 +160,9 @@ def _language_model(cfg: DictConfig, dataset):
     if not lm.trained_here:  # its curves were logged by the job that trained it: show them here
         loggers.replay_history(lm_logger, lm.info["history"])
     info = lm.info
-    results = {
-        "lm/cache_key": lm.key,
-        "lm/trained_here": lm.trained_here,
-        "lm/vocab_size": info["vocab_size"],
-        "lm/params": info["params"],
-        "lm/corpus_size": info["corpus_size"],
-        "lm/epochs": info["epochs"],
-        "lm/train_time_s": info["train_time_s"],
-    }
+    results = {lm_key("cache_key"): lm.key, lm_key("trained_here"): lm.trained_here}
+    names = ("vocab_size", "params", "corpus_size", "epochs", "train_time_s")
+    results.update(keyed("lm", {name: info[name] for name in names}))
     results.update(
         evaluate_lm(
             lm.model,
@@ -171,18 +181,12 @@ def _language_model(cfg: DictConfig, dataset):
 def main(cfg: DictConfig) -> None:
     start = time.perf_counter()
     results = run(cfg)
-    headline = (
-        "capgen/test_BLEU-4",
-        "capgen/test_METEOR",
-        "capgen/test_CIDEr",
-        "capgen/shapes_object_precision",
-    )
     log.info(
         "done in %.0f s: %s",
         time.perf_counter() - start,
         ", ".join(
             f"{k.split('/')[1]} {results[k]:.3f}"
-            for k in headline
+            for k in HEADLINE
             if isinstance(results.get(k), float)
         ),
     )

@@ -11,7 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from caplm import CONF_DIR, config  # noqa: F401  (registers the resolvers)
+from caplm import CONF_DIR
+from caplm.runtime import config  # noqa: F401  (registers the resolvers)
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
@@ -23,14 +24,14 @@ TINY = [
     "data.shapes.image_size=32",
     "data/encoder=small_cnn",
     "data.encoder.image_size=32",
-    "data.batch_size=16",
+    "model.fit.batch_size=16",
     "corpus.max_val_sentences=40",
     "lm.embed_size=16",
     "lm.rnn_size=24",
-    "lm.max_epochs=2",
-    "lm.batch_size=32",
+    "lm.fit.max_epochs=2",
+    "lm.fit.batch_size=32",
     "model.post_image_size=16",
-    "model.max_epochs=2",
+    "model.fit.max_epochs=2",
     "eval.meteor=false",
     "eval.spice=off",
     "eval.lm_samples=10",

@@ -29,6 +29,13 @@ from caplm.data.types import CaptionDataset, Corpus
 log = logging.getLogger(__name__)
 
 SOURCES = ("captions", "shapes_extra", "textfile")
+#: The keys a ``corpus`` config may have: those of every source, then each source's own.
+CORPUS_KEYS = ("name", "source", "size_exponent", "min_word_freq", "max_val_sentences")
+SOURCE_KEYS = {
+    "captions": (),
+    "shapes_extra": ("shapes", "num_scenes", "val_scenes"),
+    "textfile": ("train_file", "val_file", "val_fraction"),
+}
 
 
 def corpus_size(size_exponent: float | None, num_caption_sentences: int, pool_size: int) -> int:

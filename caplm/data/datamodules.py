@@ -15,26 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from caplm.data.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from caplm.data.batching import encode_sentences, pad_batch
+from caplm.data.text import Vocabulary
 from caplm.data.types import CaptionDataset, Corpus
-
-
-def encode_sentences(sentences: Sequence[Sequence[str]], vocab: Vocabulary, max_len: int):
-    """Id tensors of the sentences, each cut to ``max_len`` words."""
-    return [torch.tensor(vocab.encode(s[:max_len]), dtype=torch.long) for s in sentences]
-
-
-def pad_batch(sentences: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``inputs``/``targets`` tensors for a list of id sequences."""
-    length = max(len(s) for s in sentences) + 1
-    inputs = torch.full((len(sentences), length), PAD_ID, dtype=torch.long)
-    targets = torch.full((len(sentences), length), PAD_ID, dtype=torch.long)
-    for row, ids in enumerate(sentences):
-        inputs[row, 0] = BOS_ID
-        inputs[row, 1 : len(ids) + 1] = ids
-        targets[row, : len(ids)] = ids
-        targets[row, len(ids)] = EOS_ID
-    return {"inputs": inputs, "targets": targets}
 
 
 class _Sentences(Dataset):

@@ -27,9 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caplm.data.readers import plain
+from caplm.io import to_dict
 
 ENCODERS = ("efficientnet_lite0", "small_cnn")
+#: The keys a ``data.encoder`` config may have: those of every encoder, then each one's own.
+ENCODER_KEYS = ("name", "image_size", "pool_grid", "batch_size", "device")
+OWN_KEYS = {"efficientnet_lite0": (), "small_cnn": ("channels", "seed", "train_epochs")}
 # Bump when the resizing or normalisation below changes, so cached features are recomputed.
 PREPROCESS = "bilinear-antialias,(x-127)/128"
 # The autoencoder's optimiser settings; fixed (and in the identity) so features do not
@@ -97,7 +100,7 @@ class ImageEncoder:
 
 def build_encoder(encoder_cfg) -> ImageEncoder:
     """The encoder a ``data.encoder`` config names (see ``conf/data/encoder/*.yaml``)."""
-    cfg = plain(encoder_cfg)
+    cfg = to_dict(encoder_cfg)
     name = cfg.get("name")
     if name == "efficientnet_lite0":
         _require(cfg, "image_size", "pool_grid", "batch_size", "device")

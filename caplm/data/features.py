@@ -20,9 +20,8 @@ from filelock import FileLock
 from tqdm import tqdm
 
 from caplm.data.encoders import ImageEncoder, build_encoder
-from caplm.data.readers import plain
 from caplm.data.types import CaptionDataset
-from caplm.io import atomic_write, stable_hash
+from caplm.io import atomic_write, stable_hash, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def load_features(
     data_cfg, dataset: CaptionDataset, cache_dir: str | Path
 ) -> dict[str, np.ndarray]:
     """split -> float32 array (N_split, F), row i for ``dataset.splits[split][i]``."""
-    cfg = plain(data_cfg)
+    cfg = to_dict(data_cfg)
     if cfg.get("features_file"):
         path = Path(cfg["features_file"])
         ids, features = read_feature_file(path)

@@ -25,14 +25,22 @@ import numpy as np
 
 from caplm.data.text import tokenize
 from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
-from caplm.io import read_json, stable_hash
+from caplm.io import read_json, stable_hash, to_dict
 
 FORMATS = ("shapes", "karpathy_json", "flickr8k_text")
+#: The keys a ``data`` config may have: those of every format, then each format's own.
+DATA_KEYS = ("name", "format", "features_file", "encoder", "min_word_freq", "max_caption_len",
+             "num_workers")  # fmt: skip
+FORMAT_KEYS = {
+    "shapes": ("shapes",),
+    "karpathy_json": ("annotations", "images_dir", "restval"),
+    "flickr8k_text": ("token_file", "split_files", "images_dir"),
+}
 
 
 def load_caption_dataset(data_cfg, cache_dir: str | Path) -> CaptionDataset:
     """The caption dataset a ``data`` config names (see ``conf/data/*.yaml``)."""
-    cfg = plain(data_cfg)
+    cfg = to_dict(data_cfg)
     fmt = cfg.get("format")
     if fmt == "shapes":
         # Imported here so the readers do not depend on the generator (and vice versa).
@@ -173,15 +181,6 @@ def read_image(path: str | Path) -> np.ndarray:
             return np.array(img.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"{path}: cannot read the image ({err}); replace the file") from err
-
-
-def plain(cfg) -> dict:
-    """An omegaconf config (or a mapping) as a plain dict with interpolations resolved."""
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return dict(cfg)
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ MERGES = ("concat", "add")
 IMAGE_ACTIVATIONS = {"relu": nn.ReLU, "none": nn.Identity}
 #: The generation rules ``generate`` takes as overrides; their defaults are constructor args.
 RULES = ("min_len", "max_len", "forbid_unk", "no_repeat")
+#: The keys of a ``generation`` config: the beam width and the rules.
+GENERATION_KEYS = ("beam_width", *RULES)
 #: caption_image_logprobs works in blocks of at most this many floats per intermediate.
 CHUNK_ELEMENTS = 2**23
 

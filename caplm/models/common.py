@@ -98,24 +98,24 @@ class TokenModel(L.LightningModule):
     def batch_logits(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError
 
-    def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Token-mean cross-entropy over non-pad targets, and the number of those tokens."""
         logits, targets = self.batch_logits(batch), batch["targets"]
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
         return loss, (targets != PAD_ID).sum()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, _ = self._loss(batch)
+        loss, _ = self.batch_loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["targets"].size(0))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, n = self._loss(batch)
+        loss, n = self.batch_loss(batch)
         self.val_nll.update(loss.detach(), weight=n)
         return loss
 
     def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, n = self._loss(batch)
+        loss, n = self.batch_loss(batch)
         self.test_nll.update(loss.detach(), weight=n)
         return loss
 

@@ -1,0 +1,568 @@
+"""``python -m benchmarks`` (``make bench``): speed figures of caplm's hot paths.
+
+Speed targets live here, not in timed tests: a test that fails when a machine is busy says
+nothing about the code. Each figure is the median of at least three repeats
+(``time.perf_counter``; a cheap one repeats for a second), after a warm-up call where a
+first call pays for lazy set-up (thread pools, kernels, file caches); ``spread`` shows how
+noisy the repeats were. Where a ratio makes sense it is given against a named baseline
+figure: ``ratio = figure / baseline`` (e.g. beam width 4 over width 1).
+
+Models are built from the real configs (``conf/lm/small.yaml``, ``conf/model/merge.yaml``,
+``conf/data/encoder/*.yaml``) with untrained weights and random inputs: timing does not
+depend on what was learnt, except where a search stops early (noted). Nothing is read from
+or written to the project's caches; the LM cache figure uses a temporary directory.
+
+``--quick`` shrinks every size and repeats once (what the test runs); ``--only`` picks
+groups; ``--json PATH`` also writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from caplm import CONF_DIR
+from caplm.io import write_json
+
+FEATURE_SIZE = 1280  # EfficientNet-Lite0 with pool_grid 1, the default encoder
+GEN_VOCAB = 100  # about the shapes vocabulary
+RETRIEVAL_VOCAB = 2000  # about a Flickr8k vocabulary
+BRUTE_BATCH = 256  # (caption, image) pairs per forward in the brute-force baseline
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds of the timed repeats; ``timing * k`` and ``timing / k`` scale every one."""
+
+    times: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def spread(self) -> float:
+        """(slowest - fastest) / median: how noisy the repeats were."""
+        return (max(self.times) - min(self.times)) / self.median if self.median else 0.0
+
+    def __mul__(self, k: float) -> Timing:
+        return Timing(tuple(t * k for t in self.times))
+
+    def __truediv__(self, k: float) -> Timing:
+        return self * (1 / k)
+
+
+@dataclass
+class Figure:
+    group: str
+    name: str
+    value: float | Timing  # a Timing becomes its median (and fills repeats and spread)
+    unit: str
+    ratio: float | None = None
+    vs: str | None = None  # the figure the ratio is taken against
+    note: str = ""
+    repeats: int = 1
+    spread: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.value, Timing):
+            timing = self.value
+            self.value, self.repeats, self.spread = timing.median, len(timing.times), timing.spread
+
+
+@dataclass(frozen=True)
+class Run:
+    quick: bool
+    repeats: int
+    device: torch.device
+    min_seconds: float = 0.0  # cheap figures repeat until this much time was timed (max 50)
+
+    def pick(self, full, quick):
+        return quick if self.quick else full
+
+    def time(self, fn: Callable[[], object], warmup: int = 1) -> Timing:
+        """Seconds of ``fn()`` over the repeats, after ``warmup`` untimed calls."""
+        for _ in range(warmup):
+            fn()
+        times: list[float] = []
+        while len(times) < self.repeats or (sum(times) < self.min_seconds and len(times) < 50):
+            self.sync()
+            start = time.perf_counter()
+            fn()
+            self.sync()
+            times.append(time.perf_counter() - start)
+        return Timing(tuple(times))
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+class Skipped(Exception):
+    """A group that cannot run here (e.g. no Java); its message is printed."""
+
+
+def with_ratio(fig: Figure, baseline: Figure) -> Figure:
+    """``fig`` with its ratio to ``baseline`` (medians; not a median of per-repeat ratios)."""
+    fig.ratio, fig.vs = fig.value / baseline.value, baseline.name
+    return fig
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def generator_config(**lm_overrides) -> dict:
+    """The caption generator's constructor args from ``model=merge`` with ``lm=small``
+    (sizes overridden by ``lm_overrides``)."""
+    from caplm.io import to_dict
+    from caplm.models.caption_generator import CaptionGenerator
+    from caplm.models.common import constructor_args
+
+    lm = OmegaConf.load(CONF_DIR / "lm" / "small.yaml")
+    lm.update(lm_overrides)
+    cfg = OmegaConf.create({"lm": lm, "model": OmegaConf.load(CONF_DIR / "model" / "merge.yaml")})
+    generation = to_dict(OmegaConf.load(CONF_DIR / "generation" / "study.yaml"))
+    return {**constructor_args(CaptionGenerator, to_dict(cfg.model)), **generation}
+
+
+def make_generator(run: Run, vocab_size: int, **lm_overrides):
+    from caplm.models.caption_generator import CaptionGenerator
+
+    model = CaptionGenerator(vocab_size, FEATURE_SIZE, **generator_config(**lm_overrides))
+    return model.to(run.device)
+
+
+def random_captions(n: int, max_words: int, vocab_size: int, gen: torch.Generator) -> dict:
+    """``inputs``/``targets`` (n, max_words + 1) of random words, 4 to ``max_words`` long
+    (the longest first, so the width is always max_words + 1)."""
+    from caplm.data.batching import pad_batch
+    from caplm.data.shapes import MIN_WORDS
+    from caplm.data.text import SPECIALS
+
+    lengths = torch.randint(MIN_WORDS, max_words + 1, (n,), generator=gen)
+    lengths[0] = max_words
+    words = [torch.randint(len(SPECIALS), vocab_size, (int(k),), generator=gen) for k in lengths]
+    return pad_batch(words)
+
+
+def random_features(n: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.randn(n, FEATURE_SIZE, generator=gen).relu()
+
+
+# -- the groups -------------------------------------------------------------------------------
+
+
+def bench_shapes(run: Run) -> list[Figure]:
+    from caplm.data.shapes import ShapesConfig, extra_scene_captions, make_shapes_dataset
+
+    config = run.pick(ShapesConfig(), ShapesConfig(num_train=50, num_val=10, num_test=10))
+    images = config.num_train + config.num_val + config.num_test
+    seconds = run.time(lambda: make_shapes_dataset(config), warmup=0)
+    scenes = run.pick(20_000, 1_000)
+    extra = run.time(lambda: extra_scene_captions(ShapesConfig(), scenes), warmup=0)
+    return [
+        Figure(
+            "shapes",
+            "shapes_dataset",
+            seconds,
+            "s",
+            note=f"{images} images at {config.image_size} px, no cache",
+        ),
+        Figure(
+            "shapes", "shapes_extra_captions", extra, "s", note=f"{scenes:,} scenes x 5 captions"
+        ),
+    ]
+
+
+def bench_encoder(run: Run) -> list[Figure]:
+    from caplm.data.encoders import build_encoder
+
+    count = run.pick(64, 8)
+    images = np.random.default_rng(0).integers(0, 256, (count, 64, 64, 3), dtype=np.uint8)
+    device = run.device.type
+
+    def ms_per_image(name: str, **overrides) -> tuple[Timing, dict]:
+        cfg = {**OmegaConf.load(CONF_DIR / "data" / "encoder" / f"{name}.yaml"), **overrides}
+        encoder = build_encoder({**cfg, "device": device})
+        return run.time(lambda: encoder.encode(images)) / count * 1e3, cfg
+
+    figures = []
+    for size in (128, 224):
+        value, cfg = ms_per_image("efficientnet_lite0", image_size=size)
+        figures.append(
+            Figure(
+                "encoder",
+                f"encode_effnet_{size}",
+                value,
+                "ms/image",
+                note=f"{count} images, 64 px resized; batch {cfg['batch_size']}",
+            )
+        )
+    with_ratio(figures[1], figures[0])
+    value, cfg = ms_per_image("small_cnn")
+    figures.append(
+        Figure(
+            "encoder",
+            "encode_small_cnn",
+            value,
+            "ms/image",
+            note=f"{cfg['image_size']} px, batch {cfg['batch_size']}",
+        )
+    )
+    return figures
+
+
+def bench_train_step(run: Run) -> list[Figure]:
+    """fwd + bwd + gradient clipping + optimiser step, without Lightning's loop."""
+    batch_size, max_words = 64, 19  # T = 20 steps (<bos> + 19 words)
+    steps = run.pick(20, 3)
+    clip = OmegaConf.load(CONF_DIR / "model" / "merge.yaml").fit.gradient_clip_val
+    gen = torch.Generator().manual_seed(0)
+    batch = random_captions(batch_size, max_words, GEN_VOCAB, gen)
+    batch["features"] = random_features(batch_size, gen)
+    batch = {k: v.to(run.device) for k, v in batch.items()}
+
+    figures = []
+    for size in (128, 256):
+        model = make_generator(run, GEN_VOCAB, embed_size=size, rnn_size=size).train()
+        optimiser = model.configure_optimizers()
+
+        def train(model=model, optimiser=optimiser):
+            for _ in range(steps):
+                loss, _ = model.batch_loss(batch)  # what training_step computes, minus logging
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                optimiser.step()
+
+        ms = run.time(train) / steps * 1e3
+        note = f"batch {batch_size}, T={max_words + 1}, V={GEN_VOCAB}, embed/rnn {size}"
+        figures.append(Figure("train_step", f"train_step_{size}", ms, "ms/step", note=note))
+    with_ratio(figures[1], figures[0])
+    return figures
+
+
+def bench_generate(run: Run) -> list[Figure]:
+    count = run.pick(200, 20)
+    model = make_generator(run, GEN_VOCAB).eval()
+    features = random_features(count, torch.Generator().manual_seed(0)).to(run.device)
+    figures = []
+    for width in (1, 4):
+        seconds = run.time(lambda w=width: model.generate(features, beam_width=w))
+        figures.append(
+            Figure(
+                "generate",
+                f"generate_beam{width}",
+                seconds,
+                "s",
+                note=f"{count} images, V={GEN_VOCAB}, untrained weights",
+            )
+        )
+    with_ratio(figures[1], figures[0])
+    figures[1].note += "; width 4 also runs a greedy pass"
+    return figures
+
+
+def bench_retrieval(run: Run) -> list[Figure]:
+    """caption_image_logprobs in one call, against evaluate's blocked path and brute force."""
+    model = make_generator(run, RETRIEVAL_VOCAB).eval()
+    gen = torch.Generator().manual_seed(0)
+    sizes = run.pick([(1000, 200), (5000, 1000)], [(100, 20), (200, 50)])
+    return [fig for n, m in sizes for fig in _retrieval(run, model, n, m, gen)]
+
+
+def _retrieval(run: Run, model, n: int, m: int, gen: torch.Generator) -> list[Figure]:
+    from caplm.evaluation.retrieval import score_matrix
+
+    caps = random_captions(n, 20, RETRIEVAL_VOCAB, gen)
+    inputs, targets = caps["inputs"].to(run.device), caps["targets"].to(run.device)
+    features = random_features(m, gen).to(run.device)
+    tag = f"{n}x{m}"
+
+    seconds = run.time(lambda: model.caption_image_logprobs(features, inputs, targets))
+    note = f"caption_image_logprobs, one call, V={RETRIEVAL_VOCAB}"
+    fast = Figure("retrieval", f"retrieval_{tag}", seconds, "s", note=note)
+
+    # score_matrix's default blocks (256 captions x 16 images) against evaluate's path
+    # (RETRIEVAL_CAPTIONS captions x all images): each image block recomputes the captions'
+    # side, so the small blocks are timed on some captions and scaled.
+    from caplm.evaluation.evaluate import RETRIEVAL_CAPTIONS
+
+    seconds = run.time(
+        lambda: score_matrix(
+            model.caption_image_logprobs,
+            features,
+            inputs,
+            targets,
+            caption_batch=RETRIEVAL_CAPTIONS,
+            image_batch=m,
+            progress=False,
+        ),
+        warmup=0,
+    )
+    evaluate_path = Figure(
+        "retrieval",
+        f"retrieval_{tag}_evaluate",
+        seconds,
+        "s",
+        note=f"score_matrix ({RETRIEVAL_CAPTIONS} captions x all images), as evaluate runs it",
+    )
+    sub = min(n, run.pick(1000, 100))
+    seconds = run.time(
+        lambda: score_matrix(
+            model.caption_image_logprobs, features, inputs[:sub], targets[:sub], progress=False
+        ),
+        warmup=0,  # warm from the call above
+    )
+    note = "score_matrix's default blocks (256 captions x 16 images)"
+    if sub < n:
+        note += f"; timed on {sub} captions, scaled x{n / sub:g}"
+    blocks = Figure("retrieval", f"retrieval_{tag}_blocks", seconds * n / sub, "s", note=note)
+
+    # Brute force: the model's forward on every (caption, image) pair, BRUTE_BATCH pairs
+    # at a time; timed on a few batches and extrapolated linearly to n x m pairs.
+    pairs = torch.arange(run.pick(4, 1) * BRUTE_BATCH, device=run.device)
+    cap, img = pairs // m, pairs % m
+
+    def brute():
+        for lo in range(0, len(pairs), BRUTE_BATCH):
+            c, i = cap[lo : lo + BRUTE_BATCH], img[lo : lo + BRUTE_BATCH]
+            model.token_logprobs(features[i], inputs[c], targets[c]).sum(1)
+
+    seconds = run.time(brute) / len(pairs) * n * m
+    note = f"brute force: forward per pair, extrapolated from {len(pairs)} pairs"
+    brute_fig = Figure("retrieval", f"retrieval_{tag}_brute", seconds, "s", note=note)
+    return [
+        fast,
+        with_ratio(evaluate_path, fast),
+        with_ratio(blocks, fast),
+        with_ratio(brute_fig, fast),
+    ]
+
+
+def bench_ranks(run: Run) -> list[Figure]:
+    from caplm.evaluation.retrieval import retrieval_ranks
+
+    n, m = run.pick((5000, 1000), (500, 100))
+    scores = np.random.default_rng(0).standard_normal((n, m))
+    true_image = np.arange(n) // 5 % m
+    ms = run.time(lambda: retrieval_ranks(scores, true_image)) * 1e3
+    return [Figure("ranks", f"retrieval_ranks_{n}x{m}", ms, "ms")]
+
+
+def bench_metrics(run: Run) -> list[Figure]:
+    if shutil.which("java") is None:
+        raise Skipped("java not found on PATH (METEOR and the PTB tokenizer need it)")
+    from caplm.data.shapes import ShapesConfig, extra_scenes
+    from caplm.evaluation.coco import caption_metrics
+
+    count = run.pick(200, 20)
+    # Six captions per scene: five references and a hypothesis that is true of the picture.
+    scenes = extra_scenes(ShapesConfig(captions_per_image=6), count)
+    refs = {f"s{i}": captions[:5] for i, (_, captions) in enumerate(scenes)}
+    hyps = {f"s{i}": captions[5] for i, (_, captions) in enumerate(scenes)}
+    figures = []
+    for meteor in (False, True):
+        seconds = run.time(
+            lambda m=meteor: caption_metrics(refs, hyps, spice="off", meteor=m),
+            warmup=0 if meteor else 1,  # the first no-METEOR run warms the jars
+        )
+        name = "coco_metrics" + ("" if meteor else "_no_meteor")
+        note = f"{count} images x 5 refs, SPICE off" + (", one METEOR JVM" if meteor else "")
+        figures.append(Figure("metrics", name, seconds, "s", note=note))
+    with_ratio(figures[1], figures[0])
+    return figures
+
+
+def bench_lm_cache(run: Run) -> list[Figure]:
+    from caplm.data.shapes import ShapesConfig, extra_scene_captions
+    from caplm.data.text import Vocabulary, tokenize
+    from caplm.data.types import Corpus
+    from caplm.runtime.lm_cache import get_or_train
+    from caplm.runtime.training import make_trainer
+
+    scenes = run.pick(400, 60)
+    text = [tokenize(c) for c in extra_scene_captions(ShapesConfig(), scenes)]
+    val = [tokenize(c) for c in extra_scene_captions(ShapesConfig(), scenes // 10, part="val")]
+    corpus, vocab = Corpus("shapes_extra", text, val), Vocabulary.build(text)
+    lm_cfg = OmegaConf.load(CONF_DIR / "lm" / "small.yaml")
+    lm_cfg.update(embed_size=32, rnn_size=32)
+    lm_cfg.fit.update(batch_size=64, max_epochs=run.pick(2, 1))
+    trainer_cfg = {
+        **OmegaConf.load(CONF_DIR / "trainer" / "cpu.yaml"),
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    if run.device.type == "cuda":
+        trainer_cfg.update(accelerator="gpu", devices=1)
+    trainer = partial(make_trainer, trainer_cfg)
+
+    with tempfile.TemporaryDirectory(prefix="caplm-bench-") as tmp, _quiet_lightning():
+        fresh = iter(range(1_000))  # a new cache folder per call: every call trains
+
+        def train():
+            return get_or_train(lm_cfg, corpus, vocab, 0, Path(tmp) / str(next(fresh)), trainer)
+
+        stored = run.time(train, warmup=0)
+        load = run.time(lambda: get_or_train(lm_cfg, corpus, vocab, 0, Path(tmp) / "0", trainer))
+    note = f"{len(text)} sentences, {lm_cfg.fit.max_epochs} epoch(s), embed/rnn 32"
+    load_fig = Figure("lm_cache", "lm_cache_load", load, "s", note="found in the cache")
+    return [
+        with_ratio(Figure("lm_cache", "lm_train_store", stored, "s", note=note), load_fig),
+        load_fig,
+    ]
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Lightning's info lines ("GPU available ...") and its small-data warnings off."""
+    loggers = [logging.getLogger(n) for n in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+#: The groups, in the order they run; ``--only`` takes these names.
+BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
+    "shapes": bench_shapes,
+    "encoder": bench_encoder,
+    "train_step": bench_train_step,
+    "generate": bench_generate,
+    "retrieval": bench_retrieval,
+    "ranks": bench_ranks,
+    "metrics": bench_metrics,
+    "lm_cache": bench_lm_cache,
+}
+
+
+# -- running and printing ---------------------------------------------------------------------
+
+
+def run_benches(names: list[str], run: Run, out=None) -> tuple[list[Figure], dict]:
+    """Run the named groups, printing each figure as it comes; returns (figures, skipped)."""
+    out = out or sys.stdout
+    figures, skipped = [], {}
+    header = _row("name", "figure", "unit", "n", "spread", "ratio", "vs", "note")
+    print(header, file=out, flush=True)
+    for name in names:
+        # Seeded in a forked RNG: the figures are repeatable and the caller's seed is kept.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            try:
+                got = BENCHES[name](run)
+            except Skipped as why:
+                skipped[name] = str(why)
+                print(f"{name:<28} skipped: {why}", file=out, flush=True)
+                continue
+        for fig in got:
+            print(_format(fig), file=out, flush=True)
+        figures += got
+    return figures, skipped
+
+
+def _format(fig: Figure) -> str:
+    ratio = "" if fig.ratio is None else f"{fig.ratio:.3g}x"
+    value = f"{fig.value:,.0f}" if fig.value >= 1000 else f"{fig.value:.3g}"
+    cells = (value, fig.unit, str(fig.repeats), f"{fig.spread:.0%}", ratio)
+    return _row(fig.name, *cells, fig.vs or "", fig.note)
+
+
+def _row(*cells: str) -> str:
+    name, figure, unit, n, spread, ratio, vs, note = cells
+    row = f"{name:<27} {figure:>7} {unit:<8} {n:>3} {spread:>6} {ratio:>7}  {vs:<23} {note}"
+    return row.rstrip()
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown group(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(BENCHES)}"
+        )
+    return [n for n in BENCHES if n in names]  # the usual order, each once
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench",
+        description="Speed figures of caplm's hot paths (medians of repeats, with ratios).",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    parser.add_argument(
+        "--only",
+        type=_names,
+        metavar="NAME[,NAME]",
+        help=f"run only these groups: {', '.join(BENCHES)}",
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
+    parser.add_argument("--repeats", type=int, help="repeats per figure (default 3; quick 1)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the models run (default cpu, the trainer's default)",
+    )
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    repeats = args.repeats or (1 if args.quick else 3)
+    run = Run(args.quick, repeats, torch.device(args.device), min_seconds=0 if args.quick else 1)
+    names = args.only or list(BENCHES)
+
+    meta = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "device": args.device,
+        "quick": args.quick,
+        "repeats": repeats,
+    }
+    quick = ", quick sizes" if args.quick else ""
+    print(f"caplm bench: torch {meta['torch']}, {meta['threads']} threads, {args.device}{quick}")
+    print(f"figure: median of n timed repeats, n >= {repeats}", end="")
+    print(" (cheap ones repeat for 1 s)" if run.min_seconds else "")
+    print("spread: (slowest - fastest) / median; ratio: figure / the 'vs' figure\n")
+    start = time.perf_counter()
+    figures, skipped = run_benches(names, run)
+    meta["total_s"] = round(time.perf_counter() - start, 1)
+    print(f"\n{len(figures)} figures in {meta['total_s']:.0f} s")
+    if args.json:
+        write_json(
+            args.json,
+            {
+                "meta": meta,
+                "figures": {f.name: asdict(f) for f in figures},
+                "skipped": skipped,
+            },
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""A job's evaluation: the trained models on the test split -> results and captions.
+
+The measures themselves live in :mod:`caplm.evaluation`; this module runs the models to get
+what they need (generated captions, token log-probabilities, caption-image scores) and names
+the results with the keys of :mod:`caplm.results`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from caplm.data.batching import encode_sentences, pad_batch
+from caplm.data.datamodules import CaptionDataModule
+from caplm.data.text import PAD_ID, Vocabulary
+from caplm.evaluation.coco import caption_metrics, torchmetrics_bleu4
+from caplm.evaluation.diversity import diversity
+from caplm.evaluation.grounding import grounding_scores
+from caplm.evaluation.perplexity import oov_stats, perplexity_stats
+from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score_matrix
+from caplm.results import (
+    SPICE_STATUS,
+    capgen_key,
+    div_key,
+    grounding_key,
+    lm_sample_div_key,
+    pplx_keys,
+    ret_key,
+)
+
+log = logging.getLogger(__name__)
+
+#: The keys of an ``eval`` config.
+EVAL_KEYS = ("spice", "meteor", "retrieval", "lm_samples", "show")
+NO_CUT = 10**6  # evaluation scores whole sentences, never cut
+RETRIEVAL_CAPTIONS = 1024  # captions scored against all test images per call
+
+
+@torch.no_grad()
+def generate(
+    model, features: torch.Tensor, vocab: Vocabulary, batch_size: int = 256, **overrides
+) -> tuple[list[list[str]], list[float]]:
+    """Captions (as words) and their log-probabilities for a stack of image features."""
+    model.eval()
+    words, logprobs = [], []
+    for start in range(0, len(features), batch_size):
+        chunk = features[start : start + batch_size].to(model.device)
+        ids, lp = model.generate(chunk, **overrides)
+        words += [vocab.decode(seq) for seq in ids]
+        logprobs += lp.tolist()
+    return words, logprobs
+
+
+@torch.no_grad()
+def sentence_logprobs(
+    score: Callable,
+    sentences: Sequence[Sequence[str]],
+    vocab: Vocabulary,
+    features: torch.Tensor | None = None,
+    batch_size: int = 256,
+) -> list[np.ndarray]:
+    """Log-probability of each predicted token (``<eos>`` included) of each sentence.
+
+    ``score(inputs, targets)`` or, with ``features`` (one row per sentence),
+    ``score(features, inputs, targets)`` returns (B, T) token log-probabilities.
+    """
+    ids = encode_sentences(sentences, vocab, NO_CUT)
+    out: list[np.ndarray] = []
+    for start in range(0, len(ids), batch_size):
+        batch = pad_batch(ids[start : start + batch_size])
+        args = [batch["inputs"], batch["targets"]]
+        if features is not None:
+            args.insert(0, features[start : start + batch_size])
+        lp = score(*args).float().cpu()
+        mask = batch["targets"] != PAD_ID
+        out += [row[m].numpy() for row, m in zip(lp, mask, strict=True)]
+    return out
+
+
+def perplexities(
+    part: str,
+    split: str,
+    token_logprobs: list[np.ndarray],
+    sentences: Sequence[Sequence[str]],
+    vocab: Vocabulary,
+) -> dict:
+    """Perplexity results of ``part`` (``lm``/``capgen``) on a split's sentences."""
+    unk_counts, n_oov = oov_stats(list(sentences), vocab)
+    return pplx_keys(part, split, perplexity_stats(token_logprobs, unk_counts, n_oov), n_oov)
+
+
+def evaluate_lm(
+    lm, vocab: Vocabulary, val_sentences, test_sentences, train_sentences, samples: int, seed: int
+) -> dict:
+    """The LM's perplexities (its own validation text, the caption test set) and diversity."""
+    device = next(lm.parameters()).device
+    lm.eval()
+
+    def score(inputs, targets):
+        return lm.token_logprobs(inputs.to(device), targets.to(device))
+
+    results = {}
+    for split, sentences in (("val", val_sentences), ("captest", test_sentences)):
+        lps = sentence_logprobs(score, sentences, vocab)
+        results.update(perplexities("lm", split, lps, sentences, vocab))
+    if samples:
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        sampled = [vocab.decode(s) for s in lm.sample(samples, generator=gen)]
+        div = diversity(sampled, list(train_sentences), len(vocab.words))
+        results.update({lm_sample_div_key(k): v for k, v in div.items()})
+    return results
+
+
+def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, list[dict]]:
+    """Caption metrics, perplexities, diversity and retrieval on the test split."""
+    vocab, split = data.vocab, "test"
+    images = data.dataset.splits[split]
+    features = data.features[split]
+    device = model.device
+
+    words, logprobs = generate(model, features, vocab)
+    hypotheses = {img.image_id: " ".join(w) for img, w in zip(images, words, strict=True)}
+    references = {img.image_id: img.raw for img in images}
+    metrics = caption_metrics(references, hypotheses, spice=eval_cfg.spice, meteor=eval_cfg.meteor)
+    results = {capgen_key(f"test_{k}"): v for k, v in metrics.items() if k != "spice_status"}
+    results[SPICE_STATUS] = metrics.get("spice_status")
+
+    sentences = data.dataset.sentences(split)
+    image_index = torch.tensor(data.caption_images(split))
+
+    def score(feats, inputs, targets):
+        return model.token_logprobs(feats.to(device), inputs.to(device), targets.to(device))
+
+    lps = sentence_logprobs(score, sentences, vocab, features=features[image_index])
+    results.update(perplexities("capgen", split, lps, sentences, vocab))
+
+    scenes = data.dataset.info.get("scenes")
+    if scenes:  # generated data knows what is in each image: check the captions against it
+        said = {img.image_id: w for img, w in zip(images, words, strict=True)}
+        grounded = grounding_scores(said, scenes)
+        results.update({grounding_key(data.dataset.name, k): v for k, v in grounded.items()})
+
+    train = data.dataset.sentences("train")
+    results.update({div_key(k): v for k, v in diversity(words, train, len(vocab.words)).items()})
+
+    if eval_cfg.retrieval:
+        ids = encode_sentences(sentences, vocab, NO_CUT)
+        batch = pad_batch(ids)
+
+        def pair_scores(feats, inputs, targets):
+            return model.caption_image_logprobs(
+                feats.to(device), inputs.to(device), targets.to(device)
+            )
+
+        # all images per call: the model bounds its own memory, and splitting the images would
+        # redo the caption side (the RNN) for every block (9-17x slower, see make bench)
+        scores = score_matrix(
+            pair_scores,
+            features,
+            batch["inputs"],
+            batch["targets"],
+            caption_batch=RETRIEVAL_CAPTIONS,
+            image_batch=len(features),
+        )
+        ranks = retrieval_ranks(scores, image_index.numpy())
+        results.update({ret_key(k): v for k, v in retrieval_metrics(ranks, len(images)).items()})
+
+    captions = [
+        {
+            "image_id": img.image_id,
+            "caption": hypotheses[img.image_id],
+            "logprob": lp,
+            "references": img.raw,
+        }
+        for img, lp in zip(images, logprobs, strict=True)
+    ]
+    return results, captions
+
+
+class ValidationBLEU(Callback):
+    """Logs ``val/BLEU-4`` (torchmetrics, greedy captions) after each validation epoch.
+
+    A cheap signal while training; the final numbers come from pycocoevalcap at test time.
+    """
+
+    def __init__(
+        self,
+        features: torch.Tensor,
+        references: list[list[list[str]]],
+        vocab: Vocabulary,
+        max_images: int = 200,
+    ):
+        self.features = features[:max_images]
+        self.references = [[" ".join(r) for r in refs] for refs in references[:max_images]]
+        self.vocab = vocab
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        was_training = pl_module.training
+        words, _ = generate(pl_module, self.features, self.vocab, beam_width=1)
+        pl_module.train(was_training)
+        bleu = torchmetrics_bleu4(self.references, [" ".join(w) for w in words])
+        pl_module.log("val/BLEU-4", float(bleu), prog_bar=True)

@@ -1,0 +1,56 @@
+"""Grounding: how far generated captions are true of a generated dataset's scenes.
+
+A generated dataset knows what is in each image, so a caption's "colour shape" mentions can
+be checked against it (the shapes dataset today). Results are named by
+``caplm.results.grounding_key``.
+"""
+
+from __future__ import annotations
+
+from caplm.data.shapes.config import COLOURS, SHAPES
+from caplm.data.shapes.grammar import plural
+
+
+def _noun(word: str) -> str | None:
+    """The shape a (possibly plural or synonym) noun names, or None."""
+    for shape in SHAPES:
+        if word in (shape, plural(shape)):
+            return shape
+    return "circle" if word in ("disc", "discs") else None
+
+
+def grounding(tokens: list[str], objects: list[dict]) -> dict:
+    """How far a caption's "colour shape" mentions are true of a scene.
+
+    Returns ``mentions`` (colour-shape phrases in the caption), ``true_mentions`` (those the
+    scene has), ``kinds`` (distinct colour-shape kinds in the scene) and ``kinds_named``
+    (those the caption names). Sizes and relations are not checked.
+    """
+    scene = {(o["colour"], o["shape"]) for o in objects}
+    said = [
+        (tokens[i], _noun(tokens[i + 1]))
+        for i in range(len(tokens) - 1)
+        if tokens[i] in COLOURS and _noun(tokens[i + 1])
+    ]
+    return {
+        "mentions": len(said),
+        "true_mentions": sum(m in scene for m in said),
+        "kinds": len(scene),
+        "kinds_named": len(scene & set(said)),
+    }
+
+
+def grounding_scores(captions: dict[str, list[str]], scenes: dict[str, list[dict]]) -> dict:
+    """Over a set of generated captions (image id -> tokens): ``object_precision`` (true
+    mentions / mentions), ``object_recall`` (kinds named / kinds in the scenes) and
+    ``all_true_frac`` (captions whose every mention is true and that name at least one)."""
+    counts = [grounding(tokens, scenes[image]) for image, tokens in captions.items()]
+    total = {
+        k: sum(c[k] for c in counts) for k in ("mentions", "true_mentions", "kinds", "kinds_named")
+    }
+    all_true = sum(c["mentions"] > 0 and c["true_mentions"] == c["mentions"] for c in counts)
+    return {
+        "object_precision": total["true_mentions"] / max(total["mentions"], 1),
+        "object_recall": total["kinds_named"] / max(total["kinds"], 1),
+        "all_true_frac": all_true / max(len(counts), 1),
+    }

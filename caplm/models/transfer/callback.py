@@ -1,0 +1,130 @@
+"""Copying and freezing the prefix, and the ``WeightTransfer`` callback that does it.
+
+The generator's prefix encoder (embedding + RNN + its learned initial state) has the same
+parameter names and shapes as the language model's, except the embedding's number of rows:
+the two vocabularies differ, so embedding rows are copied by token string. The modes and
+parts are defined in :mod:`caplm.models.transfer.modes`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from caplm.data.text import SPECIALS
+from caplm.models.transfer.modes import PARTS, check_mode, check_parts, freezes, uses_lm
+from caplm.results import keyed
+
+log = logging.getLogger(__name__)
+
+EMBEDDING = "prefix.embedding.weight"
+
+
+@dataclass
+class TransferStats:
+    mode: str
+    rows: int = 0  # embedding rows copied (ordinary words, special tokens excluded)
+    rows_missing: int = 0  # generator words the LM lacks (kept at random init)
+    params_transferred: int = 0  # scalar values copied
+    params_frozen: int = 0  # scalar values frozen
+
+    def as_results(self) -> dict:
+        return keyed("transfer", {k: v for k, v in asdict(self).items() if k != "mode"})
+
+
+def selected_names(module: torch.nn.Module, parts) -> list[str]:
+    """Names of the generator parameters that belong to the transferred parts."""
+    check_parts(parts)
+    prefixes = tuple(p for part in parts for p in PARTS[part])
+    return [n for n, _ in module.named_parameters() if n.startswith(prefixes)]
+
+
+@torch.no_grad()
+def transfer_prefix(
+    generator: torch.nn.Module,
+    mode: str,
+    parts=("embedding", "rnn"),
+    lm_state: dict[str, torch.Tensor] | None = None,
+    row_index: torch.Tensor | None = None,
+    describe: str = "",
+) -> TransferStats:
+    """Copy (``init``/``frozen``) and/or freeze (``frozen``/``random_frozen``) the prefix.
+
+    ``lm_state`` is the LM's state dict (names as in the generator: ``prefix.*``);
+    ``row_index[i]`` is the LM id of the generator's token ``i``, or -1 where the LM lacks it.
+    """
+    check_mode(mode)
+    stats = TransferStats(mode)
+    names = selected_names(generator, parts)
+    params = dict(generator.named_parameters())
+    if uses_lm(mode):
+        if lm_state is None or row_index is None:
+            raise ValueError(f"transfer.mode={mode} needs a language model and a vocabulary map")
+        for name in names:
+            _copy(params[name], name, lm_state, row_index, stats, describe)
+    if freezes(mode):
+        for name in names:
+            params[name].requires_grad_(False)
+            stats.params_frozen += params[name].numel()
+    log.info("transfer %s of %s: %s", mode, ",".join(parts), stats)
+    return stats
+
+
+def _copy(param, name, lm_state, row_index, stats: TransferStats, describe: str) -> None:
+    if name not in lm_state:
+        raise ValueError(f"the language model has no parameter {name!r} to transfer")
+    source = lm_state[name].to(param.device, param.dtype)
+    if name == EMBEDDING:
+        if source.shape[1:] != param.shape[1:] or len(row_index) != len(param):
+            raise ValueError(_mismatch(name, tuple(source.shape), tuple(param.shape), describe))
+        have = row_index >= 0
+        param[have] = source[row_index[have]]
+        words = have[len(SPECIALS) :]
+        stats.rows = int(words.sum())
+        stats.rows_missing = int((~words).sum())
+        stats.params_transferred += int(have.sum()) * param.shape[1]
+    else:
+        if source.shape != param.shape:
+            raise ValueError(_mismatch(name, tuple(source.shape), tuple(param.shape), describe))
+        param.copy_(source)
+        stats.params_transferred += param.numel()
+
+
+def _mismatch(name, lm_shape, gen_shape, describe: str) -> str:
+    return (
+        f"cannot transfer {name}: the language model's is {lm_shape} but the caption "
+        f"generator's is {gen_shape}. {describe} The generator's prefix must have the LM's "
+        "sizes: keep model.embed_size/rnn_size/rnn_type/num_layers equal to the lm config's."
+    )
+
+
+class WeightTransfer(Callback):
+    """Applies :func:`transfer_prefix` when fitting starts (before the optimiser exists).
+
+    On resume from a checkpoint the copied weights are then overwritten by the checkpoint's,
+    which is what they had become; frozen parameters stay out of the optimiser.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        parts=("embedding", "rnn"),
+        lm_state=None,
+        row_index=None,
+        describe: str = "",
+    ):
+        check_mode(mode)
+        self.mode, self.parts = mode, tuple(parts)
+        self.lm_state, self.row_index, self.describe = lm_state, row_index, describe
+        self.stats: TransferStats | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or self.stats is not None:
+            return
+        self.stats = transfer_prefix(
+            pl_module, self.mode, self.parts, self.lm_state, self.row_index, self.describe
+        )

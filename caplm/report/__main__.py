@@ -1,0 +1,5 @@
+import sys
+
+from caplm.report.cli import main
+
+sys.exit(main())

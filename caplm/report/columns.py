@@ -1,0 +1,40 @@
+"""What the report reads from the results and how it names it: the grid cell, the headline
+measures, the columns of its tables. One place, imported by every part of the report."""
+
+from __future__ import annotations
+
+from caplm.models.transfer.modes import BASELINE, CONTROL  # noqa: F401  (drawn as reference lines)
+from caplm.results import (
+    STATUS,
+    div_key,
+    job_key,
+    metric_key,
+    pplx_key,
+    ret_key,
+)
+
+# A grid cell: jobs that differ only in their seed. Seeds are the runs we average over.
+CELL = ("data", "corpus", "transfer", "size_exponent", "lm_max_epochs")
+REQUIRED = (STATUS, *(job_key(k) for k in ("corpus", "transfer", "size_exponent", "seed")))
+FIRST_COLUMNS = ("job_dir", "experiment", *CELL, "seed", "status")
+LM_PPLX = pplx_key("lm", "captest")  # the x of the headline: LM perplexity on caption test
+GEN_PPLX = pplx_key("capgen", "test")
+HEADLINE_METRIC = "CIDEr"
+PLOT_METRICS = ("CIDEr", "METEOR")
+ALPHA = 0.05  # a correlation counts as significant when both tests give p < ALPHA
+
+
+# The Markdown summary's columns: (header, results key).
+KEY_COLUMNS = (
+    ("CIDEr", metric_key("CIDEr")),
+    ("METEOR", metric_key("METEOR")),
+    ("BLEU-4", metric_key("BLEU-4")),
+    ("ROUGE-L", metric_key("ROUGE_L")),
+    ("SPICE", metric_key("SPICE")),
+    ("LM pplx", LM_PPLX),
+    ("gen. pplx", GEN_PPLX),
+    ("vocab used", div_key("vocab_used")),
+    ("unique frac", div_key("unique_frac")),
+    ("R@1", ret_key("R@1")),
+    ("R@10", ret_key("R@10")),
+)

@@ -1,0 +1,206 @@
+"""Reading a sweep: every ``results.json`` under a folder (searched recursively) is one job.
+
+``scan`` returns a ``Sweep``: one table row per job with readable results (``job/`` keys lose
+their prefix: ``corpus``, ``transfer``, ``size_exponent``, ``seed``, ...; ``job_dir`` is the
+job's folder relative to the folder given), and what is missing: incomplete jobs, unreadable
+files (named, skipped), jobs a ``multirun.yaml`` asked for that never started.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from caplm.io import read_json
+from caplm.report.columns import CELL, FIRST_COLUMNS, REQUIRED
+from caplm.results import COMPLETE, OVERRIDES, RESULTS_FILE, REUSED_FROM, STATUS, column
+
+
+class ReportError(Exception):
+    """A problem with the input that the user must fix; main() prints it and exits 2."""
+
+
+@dataclass
+class Sweep:
+    """What was found under a directory: the jobs' results and what is missing."""
+
+    root: Path
+    found: int  # job folders (with results or Hydra's .hydra/)
+    table: pd.DataFrame  # one row per readable results.json, complete or not
+    incomplete: list[tuple[str, str]]  # (job dir, why): a folder without complete results
+    skipped: list[str]  # unreadable results files, each with the reason
+    never_started: list[str]  # expected by a multirun.yaml, no folder at all
+    expected: int | None  # jobs the multirun.yaml files ask for; None when unknown
+    notes: list[str]  # why the expected count is unknown, and the like
+
+    @property
+    def complete(self) -> pd.DataFrame:
+        """Complete jobs, each distinct result once (what is averaged and plotted)."""
+        return unique_complete(self.table)
+
+    @property
+    def finished(self) -> int:
+        """Complete jobs, those that reused an identical job's result included."""
+        return int((self.table[column(STATUS)] == COMPLETE).sum()) if len(self.table) else 0
+
+
+def unique_complete(df: pd.DataFrame) -> pd.DataFrame:
+    """Complete jobs, each result once: a job that reused an identical job's results (e.g. the
+    no-transfer control repeated across LM corpora in one sweep) is not counted again."""
+    if not len(df):
+        return df
+    done = df[column(STATUS)] == COMPLETE
+    reused = column(REUSED_FROM)
+    if reused in df:
+        done &= df[reused].isna()
+    return df[done]
+
+
+def scan(root: str | Path) -> Sweep:
+    """Read every job under ``root``. Raises ReportError when there is nothing to read."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ReportError(f"{root}: no such directory")
+    # A job folder has results.json once it has finished, and Hydra's .hydra/ from its start.
+    job_dirs = {p.parent for p in root.rglob(RESULTS_FILE)}
+    job_dirs |= {p.parent for p in root.rglob(".hydra") if p.is_dir()}
+    rows, incomplete, skipped, overrides = [], [], [], {}
+    for job in sorted(job_dirs):
+        rel = job.relative_to(root).as_posix()
+        results = _read_results(job / RESULTS_FILE) if (job / RESULTS_FILE).exists() else None
+        overrides[job] = _job_overrides(job, results if isinstance(results, dict) else None)
+        if isinstance(results, str):
+            skipped.append(results)
+            continue
+        if results is None:
+            incomplete.append((rel, f"no {RESULTS_FILE}"))
+            continue
+        if results[STATUS] != COMPLETE:
+            incomplete.append((rel, f"status {results[STATUS]!r}"))
+        rows.append({"job_dir": rel, **results})
+    if not rows:
+        found = f" ({len(skipped)} unreadable)" if skipped else ""
+        raise ReportError(f"{root}: no readable {RESULTS_FILE} found{found}; nothing to report")
+    expected, never_started, notes = _expected_jobs(root, overrides)
+    table = _tidy(rows)
+    return Sweep(root, len(job_dirs), table, incomplete, skipped, never_started, expected, notes)
+
+
+def collect(root: str | Path) -> pd.DataFrame:
+    """One row per job with readable results (see the module doc for the columns).
+
+    Unreadable results files are named in a warning and skipped.
+    """
+    sweep = scan(root)
+    for problem in sweep.skipped:
+        warnings.warn(f"skipped {problem}", stacklevel=2)
+    return sweep.table
+
+
+def _read_results(path: Path) -> dict | str:
+    """The results object, or a string saying why the file cannot be used."""
+    try:
+        obj = read_json(path)
+    except ValueError as err:  # read_json's message names the file
+        return str(err)
+    except OSError as err:
+        return f"{path}: cannot be read ({err.strerror})"
+    if not isinstance(obj, dict):
+        return f"{path}: not a JSON object but {type(obj).__name__}"
+    missing = [k for k in REQUIRED if k not in obj]
+    if missing:
+        return f"{path}: missing keys {', '.join(missing)}"
+    return obj
+
+
+def _job_overrides(job: Path, results: dict | None) -> frozenset[str]:
+    hydra_file = job / ".hydra" / "overrides.yaml"
+    if hydra_file.exists():
+        try:
+            return frozenset(yaml.safe_load(hydra_file.read_text()) or [])
+        except (yaml.YAMLError, TypeError):
+            pass
+    return frozenset((results or {}).get(OVERRIDES) or [])
+
+
+def _tidy(rows: list[dict]) -> pd.DataFrame:
+    def value(v):
+        if isinstance(v, list) and all(isinstance(s, str) for s in v):
+            return " ".join(v)  # overrides read best as a command line
+        return json.dumps(v) if isinstance(v, (list, dict)) else v
+
+    df = pd.DataFrame([{column(k): value(v) for k, v in r.items()} for r in rows])
+    first = [c for c in FIRST_COLUMNS if c in df]
+    df = df[first + [c for c in df.columns if c not in first]]
+    order = [c for c in (*CELL, "seed") if c in df]
+    return df.sort_values(order, na_position="first", kind="stable").reset_index(drop=True)
+
+
+def _expected_jobs(
+    root: Path, found: dict[Path, frozenset[str]]
+) -> tuple[int | None, list[str], list[str]]:
+    """Jobs asked for by each multirun.yaml under root, and those that have no folder."""
+    expected, never_started, notes = 0, [], []
+    sweeps = sorted(root.rglob("multirun.yaml"))
+    for sweep_file in sweeps:
+        rel = sweep_file.parent.relative_to(root).as_posix()
+        try:
+            grid = _sweep_grid(sweep_file)
+        except Exception as err:  # noqa: BLE001 -- the count is optional; never fail on it
+            notes.append(f"could not derive the expected jobs of {rel}/multirun.yaml: {err}")
+            expected = None
+            continue
+        started = {o for job, o in found.items() if sweep_file.parent in job.parents}
+        prefix = "" if rel == "." else f"{rel}: "
+        never_started += [prefix + " ".join(sorted(g)) for g in grid if g not in started]
+        if expected is not None:
+            expected += len(grid)
+    return (expected if sweeps else None), never_started, notes
+
+
+def _sweep_grid(sweep_file: Path) -> list[frozenset[str]]:
+    """The override sets Hydra's basic sweeper launches: the product of every sweep."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # slow import
+
+    hydra = (yaml.safe_load(sweep_file.read_text()) or {}).get("hydra") or {}
+    sweeper = hydra.get("sweeper") or {}
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        raise ValueError(f"sweeper {sweeper.get('_target_')!r} is not Hydra's basic sweeper")
+    # As BasicSweeper does: config params first, then the command line (which wins).
+    args = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    args += (hydra.get("overrides") or {}).get("task") or []
+    choices: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(args):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            choices[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
+        else:
+            raise ValueError(f"{key}: an interval sweep has no fixed list of jobs")
+    return [frozenset(job) for job in itertools.product(*choices.values())]
+
+
+def latest_sweep(parent: str | Path) -> Path:
+    """The immediate subdirectory of ``parent`` whose newest results.json is the newest.
+
+    A folder's own modification time misses files written deeper down, so the results
+    files' times decide.
+    """
+    parent = Path(parent)
+    if not parent.is_dir():
+        raise ReportError(f"{parent}: no such directory")
+    newest = {}
+    for sub in parent.iterdir():
+        times = [p.stat().st_mtime for p in sub.rglob(RESULTS_FILE)] if sub.is_dir() else []
+        if times:
+            newest[sub] = max(times)
+    if not newest:
+        raise ReportError(f"{parent}: no subdirectory holds a {RESULTS_FILE}")
+    return max(newest, key=newest.get)

@@ -1,0 +1,290 @@
+"""The composed config: its resolvers (registered on import), the keys that do not change a
+job's results, and ``check_config``, which checks every group before a job does any work.
+
+Hydra merges the group files into one config without a schema, so a misspelled key in a
+file (``beam_widht: 4``) would be silently ignored and a bad value (``eval.spice=of``) found
+only when it is read, maybe after an hour of training. ``check_config`` runs first in every
+job and fails in a second with every problem found, each naming the key, the group's file,
+and what is allowed. The allowed keys and values come from the modules that use them
+(constructor signatures, ``*_KEYS`` tuples and the modules' own argument checks).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from caplm import PROJECT_ROOT
+from caplm.io import stable_hash, to_dict
+
+MAX_DIRNAME = 120
+#: Config keys that do not change a job's results (left out of its identity and folder name).
+NOT_RESULTS = ("paths", "logger", "trainer", "hydra", "task_name", "skip_completed", "threads")
+TOP_KEYS = ("seed", "task_name", "skip_completed", "threads")
+GROUPS = ("paths", "data", "corpus", "lm", "model", "generation", "transfer", "trainer",
+          "logger", "eval", "hydra")  # fmt: skip
+PATHS_KEYS = ("root_dir", "data_dir", "cache_dir", "lm_cache_dir", "output_dir", "multirun_dir")
+#: Trainer arguments that caplm sets itself from the lm/model ``fit`` settings.
+TRAINER_SET_BY_CAPLM = ("max_epochs", "gradient_clip_val", "logger", "callbacks",
+                        "default_root_dir")  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """A config that would fail later; the message lists every problem found."""
+
+
+def job_dirname(overrides) -> str:
+    """A job's folder name from its command-line/sweep overrides: ``corpus=captions,seed=2``.
+
+    Settings that do not change a job's results (devices, loggers, paths; ``NOT_RESULTS``)
+    are left out, so a re-run with other such settings finds the same folder. ``/`` (config
+    groups such as ``data/encoder=small_cnn``, paths in values) becomes ``.``; a name too long
+    for a file system is cut and given a hash of the whole, so distinct jobs keep distinct
+    folders. No overrides: ``default``.
+    """
+    kept = []
+    for item in overrides:
+        key = str(item).split("=", 1)[0].lstrip("+~")
+        if key.split(".")[0].split("/")[0] not in (*NOT_RESULTS, "experiment"):
+            kept.append(str(item).lstrip("+~"))
+    name = ",".join(sorted(kept)).replace("/", ".") or "default"
+    if len(name) > MAX_DIRNAME:
+        name = f"{name[: MAX_DIRNAME - 17]}-{stable_hash(name)}"
+    return name
+
+
+def num_gpus() -> int:
+    """GPUs visible here (at least 1, so a launcher's pool is never empty)."""
+    return max(1, torch.cuda.device_count())
+
+
+def register_resolvers() -> None:
+    for name, fn in {
+        "caplm_root": lambda: str(PROJECT_ROOT),
+        "job_dirname": job_dirname,
+        "num_gpus": num_gpus,
+    }.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()
+
+
+# -- checking -------------------------------------------------------------------------------
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every unknown key and bad value of the composed config."""
+    problems = Problems()
+    problems.keys("", cfg, (*TOP_KEYS, *GROUPS), "conf/train.yaml")
+    _check_top(cfg, problems)
+    _check_paths(cfg, problems)
+    _check_data(cfg, problems)
+    _check_corpus(cfg, problems)
+    _check_models(cfg, problems)
+    _check_transfer(cfg, problems)
+    _check_trainer(cfg, problems)
+    _check_eval(cfg, problems)
+    if problems:
+        raise ConfigError(
+            f"{len(problems)} problem(s) in the config:\n" + "\n".join(f"- {p}" for p in problems)
+        )
+
+
+class Problems(list):
+    """Problems found so far, each a sentence naming the key and where it was set."""
+
+    def add(self, key: str, message: str) -> None:
+        self.append(f"{key}: {message} (set in {source(key)}, an experiment or the command line)")
+
+    def keys(self, where: str, node, allowed, file: str | None = None) -> None:
+        """Every key of ``node`` must be in ``allowed``."""
+        if not isinstance(node, DictConfig | dict):
+            self.append(f"{where or 'the config'}: expected a mapping of settings, got {node!r}")
+            return
+        for key in node:
+            if key not in allowed:
+                near = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                full = f"{where}.{key}" if where else str(key)
+                self.append(
+                    f"{full}: unknown setting (in {file or source(full)}){hint} "
+                    f"Known: {', '.join(sorted(map(str, allowed)))}"
+                )
+
+    def value(self, key: str, value, ok: bool, must: str) -> None:
+        if not ok:
+            self.add(key, f"is {value!r}; must be {must}")
+
+
+def source(key: str) -> str:
+    """The group file a key comes from, e.g. ``conf/model/merge.yaml`` for ``model.lr``."""
+    group = key.split(".")[0]
+    if group == "data" and key.startswith("data.encoder."):
+        group = "data/encoder"
+    choice = _choices().get(group)
+    if choice:
+        return f"conf/{group}/{choice}.yaml"
+    return "conf/train.yaml" if group in TOP_KEYS else f"conf/{group}/"
+
+
+def _choices() -> dict:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    return dict(HydraConfig.get().runtime.choices)
+
+
+def _int(v, low: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_top(cfg, p: Problems) -> None:
+    p.value("seed", cfg.get("seed"), _int(cfg.get("seed")), "an integer >= 0")
+    p.value("skip_completed", cfg.get("skip_completed"),
+            isinstance(cfg.get("skip_completed"), bool), "true or false")  # fmt: skip
+    threads = cfg.get("threads")
+    p.value("threads", threads, threads is None or _int(threads, 1), "null or an integer >= 1")
+
+
+def _check_paths(cfg, p: Problems) -> None:
+    if "paths" in cfg:
+        p.keys("paths", cfg.paths, PATHS_KEYS)
+
+
+def _check_data(cfg, p: Problems) -> None:
+    from caplm.data.encoders import ENCODER_KEYS, ENCODERS, OWN_KEYS
+    from caplm.data.readers import DATA_KEYS, FORMAT_KEYS, FORMATS
+
+    data = cfg.data
+    fmt = data.get("format")
+    if fmt not in FORMATS:
+        p.add("data.format", f"is {fmt!r}; known formats: {', '.join(FORMATS)}")
+        return
+    p.keys("data", data, (*DATA_KEYS, *FORMAT_KEYS[fmt]))
+    p.value("data.min_word_freq", data.get("min_word_freq"), _int(data.get("min_word_freq"), 1),
+            "an integer >= 1")  # fmt: skip
+    p.value("data.max_caption_len", data.get("max_caption_len"),
+            _int(data.get("max_caption_len"), 1), "an integer >= 1")  # fmt: skip
+    p.value("data.num_workers", data.get("num_workers"), _int(data.get("num_workers")),
+            "an integer >= 0")  # fmt: skip
+    encoder = data.get("encoder")
+    if encoder is not None and not data.get("features_file"):
+        name = encoder.get("name")
+        if name not in ENCODERS:
+            p.add("data.encoder.name", f"is {name!r}; known encoders: {', '.join(ENCODERS)}")
+        else:
+            p.keys("data.encoder", encoder, (*ENCODER_KEYS, *OWN_KEYS[name]))
+
+
+def _check_corpus(cfg, p: Problems) -> None:
+    from caplm.data.corpora import CORPUS_KEYS, SOURCE_KEYS, SOURCES
+
+    corpus = cfg.corpus
+    src = corpus.get("source")
+    if src not in SOURCES:
+        p.add("corpus.source", f"is {src!r}; known sources: {', '.join(SOURCES)}")
+        return
+    p.keys("corpus", corpus, (*CORPUS_KEYS, *SOURCE_KEYS[src]))
+    e = corpus.get("size_exponent")
+    p.value("corpus.size_exponent", e, e is None or _number(e), "a number or null (the pool)")
+    p.value("corpus.min_word_freq", corpus.get("min_word_freq"),
+            _int(corpus.get("min_word_freq"), 1), "an integer >= 1")  # fmt: skip
+
+
+def _check_fit(where: str, fit, p: Problems) -> None:
+    from caplm.runtime.training import FIT_KEYS
+
+    p.keys(where, fit, FIT_KEYS)
+    if not isinstance(fit, DictConfig):
+        return
+    checks = {
+        "batch_size": (lambda v: _int(v, 1), "an integer >= 1"),
+        "max_len": (lambda v: _int(v, 1), "an integer >= 1"),
+        "max_epochs": (_int, "an integer >= 0"),
+        "early_stopping": (lambda v: isinstance(v, bool), "true or false"),
+        "patience": (lambda v: v is None or _int(v), "null or an integer >= 0"),
+        "gradient_clip_val": (lambda v: v is None or (_number(v) and v > 0), "null or > 0"),
+    }
+    for key, (ok, must) in checks.items():
+        if key in fit:
+            p.value(f"{where}.{key}", fit[key], ok(fit[key]), must)
+    if "max_epochs" not in fit:
+        p.add(f"{where}.max_epochs", "is missing")
+
+
+def _check_models(cfg, p: Problems) -> None:
+    """Unknown keys, then a model built from the settings (its constructor checks choices and
+    ranges), in a forked RNG so that nothing the job draws later changes."""
+    from caplm.models.caption_generator import GENERATION_KEYS, CaptionGenerator
+    from caplm.models.common import constructor_args
+    from caplm.models.language_model import LanguageModel
+
+    builds = {
+        "lm": (LanguageModel, cfg.lm, ("name", "fit"), {}),
+        "model": (CaptionGenerator, cfg.model, ("fit",), {"feature_size": 4}),
+    }
+    p.keys("generation", cfg.generation, GENERATION_KEYS)
+    for group, (cls, node, extra, args) in builds.items():
+        params = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+        own = [n for n in params if n not in ("vocab_size", *args, *GENERATION_KEYS)]
+        p.keys(group, node, (*own, *extra))
+        _check_fit(f"{group}.fit", node.get("fit"), p)
+        kwargs = {**constructor_args(cls, to_dict(node)), **args}
+        if cls is CaptionGenerator:
+            kwargs.update(to_dict(cfg.generation))
+        try:
+            with torch.random.fork_rng(devices=[]):
+                cls(vocab_size=8, **kwargs)
+        except (ValueError, TypeError) as err:
+            where = "generation" if "beam_width" in str(err) or "min_len" in str(err) else group
+            p.append(f"{where}: {err} (set in {source(where + '.')}, an experiment or the "
+                     "command line)")  # fmt: skip
+
+
+def _check_transfer(cfg, p: Problems) -> None:
+    from caplm.models.transfer.modes import (
+        TRANSFER_KEYS,
+        check_mode,
+        check_parts,
+        check_vocab_policy,
+    )
+
+    t = cfg.transfer
+    p.keys("transfer", t, TRANSFER_KEYS)
+    for check, key in ((check_mode, "mode"), (check_parts, "parts"),
+                       (check_vocab_policy, "vocab_policy")):  # fmt: skip
+        try:
+            check(t.get(key))
+        except (ValueError, TypeError) as err:
+            p.add(f"transfer.{key}", str(err))
+
+
+def _check_trainer(cfg, p: Problems) -> None:
+    import lightning as L
+
+    allowed = [n for n in inspect.signature(L.Trainer.__init__).parameters if n != "self"]
+    p.keys("trainer", cfg.trainer, [n for n in allowed if n not in TRAINER_SET_BY_CAPLM])
+
+
+def _check_eval(cfg, p: Problems) -> None:
+    from caplm.evaluation.coco import SPICE_MODES
+    from caplm.evaluation.evaluate import EVAL_KEYS
+
+    ev = cfg.eval
+    p.keys("eval", ev, EVAL_KEYS)
+    p.value("eval.spice", ev.get("spice"), ev.get("spice") in SPICE_MODES,
+            f"one of {', '.join(SPICE_MODES)}")  # fmt: skip
+    for key in ("meteor", "retrieval"):
+        p.value(f"eval.{key}", ev.get(key), isinstance(ev.get(key), bool), "true or false")
+    for key in ("lm_samples", "show"):
+        p.value(f"eval.{key}", ev.get(key), _int(ev.get(key)), "an integer >= 0")

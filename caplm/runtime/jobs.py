@@ -1,0 +1,183 @@
+"""A job's folder: skip what is complete, resume what was interrupted, never lose a result.
+
+A job is identified by a hash of what determines its results (the resolved config without
+paths, loggers, devices and the like; without the LM corpus and LM settings for the modes
+that use no LM). ``results.json`` is written once, atomically, at the end, with
+``job/status: complete``; ``job.json`` is written at the start. Re-running a job:
+
+- complete results with the same hash: nothing to do (unless ``skip_completed=false``);
+- results or checkpoints from a *different* config: a clear error (never mixed silently);
+- otherwise it runs, resuming the LM and generator from their last checkpoints.
+
+In a multirun, jobs with the same hash (e.g. the no-transfer control repeated across LM
+corpora in the paper grid) run once: the others wait on a lock and reuse the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock
+from omegaconf import DictConfig
+
+from caplm.io import read_json, stable_hash, to_dict, write_json
+from caplm.models.transfer.modes import uses_lm
+from caplm.results import (
+    COMPLETE,
+    CONFIG_HASH,
+    OVERRIDES,
+    RESULTS_FILE,
+    REUSED_FROM,
+    STATUS,
+    job_key,
+    keyed,
+)
+from caplm.runtime.config import NOT_RESULTS
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+
+
+def job_identity(cfg: DictConfig) -> dict:
+    """The resolved config entries that determine the job's results."""
+    identity = {k: to_dict(v) for k, v in cfg.items_ex(resolve=False) if k not in NOT_RESULTS}
+    identity.get("eval", {}).pop("show", None)
+    if not uses_lm(cfg.transfer.mode):
+        identity.pop("corpus", None)
+        identity.pop("lm", None)
+    return identity
+
+
+def grid_cell(cfg: DictConfig) -> dict:
+    """The ``job/`` entries of results.json: where the job sits in the study's grid."""
+    with_lm = uses_lm(cfg.transfer.mode)
+    cell = {
+        "experiment": cfg.task_name,
+        "data": cfg.data.name,
+        "corpus": cfg.corpus.name if with_lm else "none",
+        "size_exponent": cfg.corpus.size_exponent if with_lm else None,
+        "lm": cfg.lm.name if with_lm else None,
+        "lm_max_epochs": cfg.lm.fit.max_epochs if with_lm else None,
+        "transfer": cfg.transfer.mode,
+        "seed": cfg.seed,
+    }
+    return keyed("job", cell)
+
+
+def _hydra():
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+class Job:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.dir = Path(cfg.paths.output_dir)
+        self.identity = job_identity(cfg)
+        self.key = stable_hash(self.identity)
+        self.start = time.perf_counter()
+        hc = _hydra()
+        self.overrides = list(hc.overrides.task) if hc else []
+        multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
+        self.sweep_dir = Path(hc.sweep.dir) if multirun else None
+
+    @contextlib.contextmanager
+    def claim(self):
+        """Yields the results when there is nothing to run, else None (then call finish)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lock_dir = (self.sweep_dir or self.dir) / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock_dir / f"{self.key}.lock")):
+            done = self._previous()
+            if done is None and self.sweep_dir is not None:
+                done = self._reuse_from_sweep()
+            if done is None:
+                write_json(
+                    self.dir / JOB_FILE,
+                    {CONFIG_HASH: self.key, "identity": self.identity, "started": _now()},
+                )
+            yield done
+
+    def _previous(self) -> dict | None:
+        results, job = self.dir / RESULTS_FILE, self.dir / JOB_FILE
+        for path in (results, job):
+            if not path.is_file():
+                continue
+            try:
+                old = read_json(path)
+            except ValueError as err:
+                log.warning("%s; running the job again", err)
+                continue
+            if old.get(CONFIG_HASH) != self.key:
+                raise RuntimeError(
+                    f"{path} was made with a different config than this job's (config hash "
+                    f"{old.get(CONFIG_HASH)} vs {self.key}). Delete {self.dir} to start "
+                    "it afresh, or write this run elsewhere (hydra.sweep.dir=... / "
+                    "hydra.run.dir=..., or another task_name)."
+                )
+            if path == results and old.get(STATUS) == COMPLETE:
+                if self.cfg.skip_completed:
+                    log.info(
+                        "%s: complete results found; skipping (skip_completed=false runs it again)",
+                        self.dir,
+                    )
+                    return old
+                _remove_outputs(self.dir)
+        return None
+
+    def _reuse_from_sweep(self) -> dict | None:
+        for path in sorted(self.sweep_dir.glob(f"*/{RESULTS_FILE}")):
+            if path.parent == self.dir:
+                continue
+            try:
+                other = read_json(path)
+            except ValueError:
+                continue
+            if other.get(CONFIG_HASH) == self.key and other.get(STATUS) == COMPLETE:
+                log.info(
+                    "same job as %s (this one differs only in settings that do not "
+                    "change its results); reusing its results",
+                    path.parent.name,
+                )
+                results = {
+                    **other,
+                    **grid_cell(self.cfg),
+                    REUSED_FROM: path.parent.name,
+                    OVERRIDES: self.overrides,
+                }
+                write_json(self.dir / RESULTS_FILE, results)
+                return results
+        return None
+
+    def finish(self, results: dict) -> dict:
+        results.update(grid_cell(self.cfg))
+        results[OVERRIDES] = self.overrides
+        results[CONFIG_HASH] = self.key
+        results[job_key("total_time_s")] = time.perf_counter() - self.start
+        results[job_key("finished")] = _now()
+        results[job_key("host")] = socket.gethostname()
+        results[job_key("pid")] = os.getpid()
+        results[STATUS] = COMPLETE
+        write_json(self.dir / RESULTS_FILE, results)
+        return results
+
+
+def _remove_outputs(job_dir: Path) -> None:
+    """Clear an earlier run's outputs (``skip_completed=false``), keeping Hydra's files."""
+    for child in job_dir.iterdir():
+        if child.name in (".hydra", "train.log"):
+            continue
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,156 @@
+"""The shared language-model cache: each LM is trained once and reused by every job.
+
+An LM is identified by a hash of what determines it: its config (architecture, optimiser,
+epochs, early stopping), the exact text it trains and validates on (which fixes the corpus,
+its size exponent and the run's shuffle), its vocabulary, and the seed. Jobs of a sweep, or of
+later sweeps, that need the same LM find it under ``<lm_cache_dir>/<key>/``. A file lock makes
+concurrent jobs (other processes, other GPUs, other nodes on a shared file system) wait while
+one of them trains it; an interrupted training resumes from its last checkpoint.
+
+Layout of an entry: ``lm.pt`` (hyper-parameters + weights), ``vocab.json``, ``info.json``
+(written last: its presence marks the entry complete), ``checkpoints/`` (Lightning's).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from filelock import FileLock, Timeout
+
+from caplm.data.datamodules import TextDataModule
+from caplm.data.text import Vocabulary
+from caplm.data.types import Corpus
+from caplm.io import atomic_write, read_json, stable_hash, to_dict, write_json
+from caplm.models.common import constructor_args
+from caplm.models.language_model import LanguageModel
+from caplm.runtime.training import fit
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+MODEL_FILE, VOCAB_FILE, INFO_FILE = "lm.pt", "vocab.json", "info.json"
+
+
+@dataclass
+class CachedLM:
+    key: str
+    path: Path
+    model: LanguageModel
+    vocab: Vocabulary
+    info: dict
+    trained_here: bool  # this job trained it (False: reused from the cache)
+
+
+def lm_identity(lm_cfg, corpus: Corpus, vocab: Vocabulary, seed: int) -> dict:
+    """Everything that determines a trained LM (and nothing that does not, like devices)."""
+    cfg = to_dict(lm_cfg)
+    cfg.pop("name", None)  # a preset's name is a label; its values are what count
+    return {
+        "version": CACHE_VERSION,
+        "lm": cfg,
+        "corpus": stable_hash({"train": corpus.train, "val": corpus.val}),
+        "vocab": stable_hash(vocab.itos),
+        "seed": int(seed),
+    }
+
+
+def get_or_train(
+    lm_cfg,
+    corpus: Corpus,
+    vocab: Vocabulary,
+    seed: int,
+    cache_dir: str | Path,
+    make_trainer: Callable,
+    poll_s: float = 10.0,
+) -> CachedLM:
+    """The LM for this corpus/config/seed: from the cache, or trained now and stored.
+
+    ``make_trainer(ckpt_dir, fit_cfg)`` returns ``(trainer, history)`` (see
+    :func:`caplm.runtime.training.make_trainer`).
+    """
+    identity = lm_identity(lm_cfg, corpus, vocab, seed)
+    key = stable_hash(identity)
+    path = Path(cache_dir) / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path) + ".lock")
+    waited = False
+    while True:
+        try:
+            lock.acquire(timeout=poll_s)
+            break
+        except Timeout:
+            if not waited:
+                log.info("LM %s is being trained by another job; waiting for it", key)
+            waited = True
+    try:
+        if (path / INFO_FILE).is_file():
+            log.info("LM %s found in the cache (%s)", key, path)
+            return _load(key, path, trained_here=False)
+        return _train(key, path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
+    finally:
+        lock.release()
+
+
+def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer) -> CachedLM:
+    import lightning as L
+
+    log.info("training LM %s on %d sentences (%s)", key, len(corpus.train), corpus.name)
+    L.seed_everything(seed, workers=True)
+    model = LanguageModel(vocab_size=len(vocab), **constructor_args(LanguageModel, lm_cfg))
+    record = {"checkpoint": None, "epochs": 0, "train_time_s": 0.0, "history": []}
+    fit_cfg = lm_cfg.fit
+    if fit_cfg.max_epochs > 0:
+        data = TextDataModule(
+            corpus, vocab, batch_size=fit_cfg.batch_size, max_len=fit_cfg.max_len, seed=seed
+        )
+        ckpt_dir = path / "checkpoints"
+        trainer, history = make_trainer(ckpt_dir, fit_cfg)
+        start = time.perf_counter()
+        record = fit(
+            trainer,
+            model,
+            data,
+            ckpt_dir,
+            history,
+            keep="best" if fit_cfg.early_stopping else "last",
+        )
+        log.info(
+            "LM %s trained: %d epochs in %.1f s", key, record["epochs"], time.perf_counter() - start
+        )
+    atomic_write(
+        path / MODEL_FILE,
+        lambda p: torch.save({"hparams": dict(model.hparams), "state_dict": model.state_dict()}, p),
+    )
+    vocab.save(path / VOCAB_FILE)
+    info = {
+        "key": key,
+        "identity": identity,
+        "corpus_name": corpus.name,
+        "corpus_size": len(corpus.train),
+        "val_sentences": len(corpus.val),
+        "vocab_size": len(vocab),
+        "params": sum(p.numel() for p in model.parameters()),
+        **{k: record[k] for k in ("epochs", "train_time_s", "history")},
+    }
+    write_json(path / INFO_FILE, info)  # last: marks the entry complete
+    return _load(key, path, trained_here=True)
+
+
+def _load(key: str, path: Path, trained_here: bool) -> CachedLM:
+    saved = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
+    model = LanguageModel(**saved["hparams"])
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    return CachedLM(
+        key,
+        path,
+        model,
+        Vocabulary.load(path / VOCAB_FILE),
+        read_json(path / INFO_FILE),
+        trained_here,
+    )

@@ -1,0 +1,130 @@
+"""Experiment loggers, one per trained part of a job (``lm``, ``capgen``).
+
+The ``logger`` config group's ``_target_`` points at a factory here; each takes ``part`` so the
+language model's and the generator's curves stay apart (their own CSV files; in W&B one run
+per job with ``lm-``/``capgen-`` prefixed metrics). :func:`report` adds a job's final results
+(summary values) and a table of sample captions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+import numpy as np
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from caplm.results import capgen_key
+
+log = logging.getLogger(__name__)
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def csv_logger(save_dir: str, part: str, name: str = "logs") -> CSVLogger:
+    """Metrics of one part in ``<save_dir>/<name>/<part>/metrics.csv``."""
+    return CSVLogger(save_dir=save_dir, name=name, version=part)
+
+
+def wandb_logger(
+    save_dir: str,
+    part: str,
+    project: str = "caplm",
+    entity: str | None = None,
+    group: str | None = None,
+    name: str | None = None,
+    tags=(),
+    mode: str = "offline",
+    run_id: str | None = None,
+) -> Logger:
+    """A Weights & Biases logger; ``offline`` by default (no login, no network, never waits).
+
+    Offline runs are written to ``<save_dir>/wandb/offline-run-*``; ``wandb sync`` uploads them.
+    """
+    if mode not in WANDB_MODES:
+        raise ValueError(f"logger.mode={mode!r}; choose one of {', '.join(WANDB_MODES)}")
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    os.environ["WANDB_MODE"] = mode  # also covers wandb calls made outside the logger
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return WandbLogger(
+        save_dir=save_dir,
+        project=project,
+        entity=entity,
+        group=group,
+        name=name,
+        tags=list(tags),
+        mode=mode,
+        id=run_id,
+        resume="allow",
+        prefix=part,
+        settings=wandb.Settings(init_timeout=90),
+    )
+
+
+def build(logger_cfg, part: str) -> Logger | bool:
+    """The configured logger for ``part``, or False when ``logger=none``."""
+    if not logger_cfg or "_target_" not in logger_cfg:
+        return False
+    from hydra.utils import instantiate
+
+    return instantiate(logger_cfg, part=part)
+
+
+def replay_history(logger: Logger | bool, history: list[dict]) -> None:
+    """Log a cached model's per-epoch curves into this job's logger (step = epoch)."""
+    if not logger:
+        return
+    for row in history:
+        metrics = {k: v for k, v in row.items() if k not in ("epoch", "time_s")}
+        logger.log_metrics(metrics, step=int(row["epoch"]))
+
+
+def report(
+    logger: Logger | bool,
+    results: dict,
+    captions: list[dict],
+    load_image: Callable[[str], np.ndarray] | None = None,
+    max_rows: int = 50,
+) -> None:
+    """Final results as summary values, and (W&B) a table of sample captions."""
+    if not logger:
+        return
+    numeric = {
+        k: float(v)
+        for k, v in results.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    logger.log_metrics(numeric)
+    if _is_wandb(logger):
+        import wandb
+
+        run = logger.experiment
+        run.summary.update({**numeric, **{k: v for k, v in results.items() if isinstance(v, str)}})
+        table = wandb.Table(columns=["image_id", "image", "generated", "references", "logprob"])
+        for c in captions[:max_rows]:
+            image = None
+            if load_image is not None:
+                try:
+                    image = wandb.Image(load_image(c["image_id"]))
+                except (OSError, ValueError) as err:  # a missing image file must not stop a run
+                    log.warning("no image for the caption table: %s", err)
+            table.add_data(
+                c["image_id"], image, c["caption"], "\n".join(c["references"]), c["logprob"]
+            )
+        run.log({capgen_key("test_captions"): table})
+    logger.save()
+
+
+def finish() -> None:
+    """Close this process's W&B run so the next job of a worker process starts clean."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
+def _is_wandb(logger) -> bool:
+    return type(logger).__name__ == "WandbLogger"

@@ -1,0 +1,150 @@
+"""Trainer plumbing shared by the language model and the caption generator.
+
+Both train the same way: early stopping on validation loss (optional), the best checkpoint
+kept as ``best.ckpt`` and the latest as ``last.ckpt`` after every epoch, so an interrupted
+fit resumes from ``last.ckpt`` and loses at most the epoch it was in.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig
+
+from caplm.io import read_json, to_dict, write_json
+from caplm.runtime.devices import pin_trainer_devices
+
+MONITOR = "val/loss"
+
+
+class EpochHistory(Callback):
+    """Per-epoch metrics and wall time, kept in checkpoints so a resumed fit keeps them."""
+
+    def __init__(self):
+        self.epochs: list[dict] = []
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        row = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        row["epoch"] = trainer.current_epoch + 1
+        row["time_s"] = time.perf_counter() - self._start
+        self.epochs.append(row)
+
+    @property
+    def train_time_s(self) -> float:
+        return sum(r["time_s"] for r in self.epochs)
+
+    def state_dict(self):
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state):
+        self.epochs = list(state["epochs"])
+
+
+#: The settings of an ``lm.fit`` / ``model.fit`` config node.
+FIT_KEYS = (
+    "batch_size",
+    "max_len",
+    "max_epochs",
+    "early_stopping",
+    "patience",
+    "gradient_clip_val",
+)
+
+
+def make_trainer(
+    trainer_cfg: DictConfig | dict,
+    ckpt_dir: Path,
+    fit_cfg: DictConfig | dict,
+    logger=False,
+    callbacks: list[Callback] = (),
+) -> tuple[L.Trainer, EpochHistory]:
+    """A Trainer with checkpointing, for the ``fit`` settings of the LM or the generator:
+    ``max_epochs``, ``gradient_clip_val``, and early stopping on validation loss with
+    ``patience`` (none when ``patience`` is null or ``early_stopping`` is false)."""
+    patience = fit_cfg.get("patience")
+    if not fit_cfg.get("early_stopping", True):
+        patience = None
+    history = EpochHistory()
+    checkpoints = [
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor=MONITOR,
+            mode="min",
+            save_last=True,
+            save_top_k=1,
+            enable_version_counter=False,
+        ),
+    ]
+    stopping = (
+        [EarlyStopping(MONITOR, patience=patience, mode="min")] if patience is not None else []
+    )
+    kwargs = to_dict(trainer_cfg)
+    kwargs = pin_trainer_devices(kwargs)  # one GPU per parallel job (no-op on the CPU)
+    trainer = L.Trainer(
+        **kwargs,
+        max_epochs=fit_cfg["max_epochs"],
+        gradient_clip_val=fit_cfg.get("gradient_clip_val"),
+        logger=logger,
+        # extra callbacks first: metrics they log are then seen by the history and checkpoints
+        callbacks=[*callbacks, history, *checkpoints, *stopping],
+        default_root_dir=str(ckpt_dir),
+    )
+    return trainer, history
+
+
+DONE = "fit_done.json"
+
+
+def fit(
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule,
+    ckpt_dir: Path,
+    history: EpochHistory,
+    keep: str = "best",
+    extra=None,
+) -> dict:
+    """Fit, leave the kept checkpoint's weights in ``model``, and return
+    ``{"checkpoint", "epochs", "train_time_s", "history"}``.
+
+    Resumes from ``ckpt_dir/last.ckpt`` when an earlier fit was interrupted; when an earlier
+    fit finished (``fit_done.json`` written), returns its record without training again.
+    ``keep`` is ``best`` (lowest validation loss) or ``last`` (e.g. without early stopping);
+    ``extra()`` adds to the record what later runs need without training (e.g. transfer counts).
+    """
+    ckpt_dir = Path(ckpt_dir)
+    done = ckpt_dir / DONE
+    if done.is_file():
+        record = read_json(done)
+        _load_weights(model, ckpt_dir, record)
+        return record
+    last = ckpt_dir / "last.ckpt"
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    checkpoint = trainer.checkpoint_callback.best_model_path if keep == "best" else str(last)
+    record = {
+        "checkpoint": Path(checkpoint).name if checkpoint else None,
+        "epochs": len(history.epochs),
+        "train_time_s": history.train_time_s,
+        "history": history.epochs,
+        **(extra() if extra else {}),
+    }
+    write_json(done, record)
+    _load_weights(model, ckpt_dir, record)
+    return record
+
+
+def _load_weights(model: L.LightningModule, ckpt_dir: Path, record: dict) -> None:
+    if record["checkpoint"]:
+        state = torch.load(ckpt_dir / record["checkpoint"], map_location="cpu", weights_only=False)
+        model.load_state_dict(state["state_dict"])

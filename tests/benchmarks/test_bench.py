@@ -1,0 +1,36 @@
+"""The benchmark runs and reports; its speed targets are read by people, not asserted here."""
+
+import json
+
+import pytest
+
+from benchmarks.bench import BENCHES, Timing, main
+
+
+def test_quick_run_of_two_groups_writes_positive_figures(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", "ranks,train_step", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    figures = result["figures"]
+    assert {f["group"] for f in figures.values()} == {"ranks", "train_step"}
+    assert {"train_step_128", "train_step_256"} <= set(figures)
+    for fig in figures.values():
+        assert fig["value"] > 0 and fig["repeats"] >= 1, fig
+    assert figures["train_step_256"]["vs"] == "train_step_128"
+    assert figures["train_step_256"]["ratio"] > 0
+    assert result["meta"]["quick"] is True and result["skipped"] == {}
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in figures)
+
+
+def test_unknown_group_is_refused_with_the_known_ones(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--only", "ranks,nope"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and all(name in err for name in BENCHES)
+
+
+def test_timing_scales_every_repeat():
+    timing = Timing((1.0, 2.0, 4.0)) / 2 * 1000
+    assert timing.median == 1000.0 and timing.spread == pytest.approx(1.5)

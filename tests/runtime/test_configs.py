@@ -1,0 +1,160 @@
+"""Every experiment, every job of its sweep, and every launcher/trainer/logger compose."""
+
+import importlib.util
+import itertools
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from caplm import CONF_DIR
+from caplm.models.transfer.modes import MODES
+from caplm.runtime.config import check_config
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+def _compose(overrides):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def _sweep_jobs(cfg):
+    """The override lists of the jobs a multirun of ``cfg`` would launch (basic sweeper)."""
+    params = cfg.hydra.sweeper.params or {}
+    parser = OverridesParser.create()
+    axes = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        for o in parser.parse_overrides([f"{k}={v}" for k, v in params.items()])
+    ]
+    return [list(job) for job in itertools.product(*axes)]
+
+
+def _resolved(cfg):
+    return {
+        k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        for k, v in cfg.items()
+        if k not in ("hydra", "paths", "logger")
+    }
+
+
+def test_the_required_experiments_exist():
+    assert {
+        "transfer_frozen",
+        "transfer_init",
+        "no_transfer",
+        "random_rnn",
+        "partial_training",
+        "paper_grid",
+    } <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_job_of_every_experiment_composes(name):
+    cfg = _compose([f"+experiment={name}"])
+    assert cfg.task_name == name  # the sweep's folder is multirun/<name>
+    jobs = _sweep_jobs(cfg)
+    assert jobs, "an experiment is a sweep"
+    for job in jobs:
+        composed = _compose([f"+experiment={name}", *job])
+        check_config(composed)  # every setting known and valid
+        job_cfg = _resolved(composed)
+        assert job_cfg["transfer"]["mode"] in MODES
+        model, lm = job_cfg["model"], job_cfg["lm"]
+        assert (model["embed_size"], model["rnn_size"]) == (lm["embed_size"], lm["rnn_size"])
+
+
+def test_paper_grid_is_the_studys_grid_with_controls():
+    cfg = _compose(["+experiment=paper_grid"])
+    jobs = _sweep_jobs(cfg)
+    axes = {
+        k: sorted({j[i].split("=")[1] for j in jobs})
+        for i, k in enumerate(["corpus", "corpus.size_exponent", "transfer", "seed"])
+    }
+    assert axes["transfer"] == ["frozen", "init", "none", "random_frozen"]
+    assert axes["corpus.size_exponent"] == ["-0.5", "-1", "0"]
+    assert len(axes["seed"]) >= 3 and len(axes["corpus"]) >= 2
+
+
+def test_command_line_beats_the_experiment():
+    cfg = _compose(["+experiment=transfer_frozen", "transfer=init", "lm=medium"])
+    assert cfg.transfer.mode == "init" and cfg.model.rnn_size == 256
+
+
+@pytest.mark.parametrize(
+    "group,option",
+    [
+        ("trainer", "cpu"),
+        ("trainer", "gpu"),
+        ("trainer", "ddp"),
+        ("logger", "csv"),
+        ("logger", "wandb"),
+        ("logger", "none"),
+        ("data", "flickr8k"),
+        ("data", "flickr8k_text"),
+        ("data", "flickr30k"),
+        ("data", "mscoco"),
+        ("corpus", "sotu"),
+        ("corpus", "textfile"),
+        ("lm", "large"),
+        ("data/encoder", "small_cnn"),
+    ],
+)
+def test_group_options_compose(group, option):
+    cfg = _compose([f"{group}={option}"])
+    assert cfg is not None
+
+
+@pytest.mark.parametrize(
+    "launcher,target",
+    [
+        ("parallel", "JoblibLauncher"),
+        ("gpus", "JoblibLauncher"),
+        ("slurm", "SlurmLauncher"),
+        pytest.param(
+            "ray",
+            "RayLauncher",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
+                reason="hydra-ray-launcher not installed (pip install -e '.[ray]')",
+            ),
+        ),
+    ],
+)
+def test_launcher_configs_compose(launcher, target):
+    cfg = _compose([f"hydra/launcher={launcher}", "trainer=gpu"])
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "gpus":
+        assert OmegaConf.to_container(cfg.hydra.launcher, resolve=True)["n_jobs"] >= 1
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 1
+
+
+def test_job_dirname_is_one_short_folder_name_without_settings_that_do_not_change_results():
+    from caplm.runtime.config import MAX_DIRNAME, job_dirname
+
+    assert job_dirname([]) == "default"
+    assert job_dirname(["seed=2", "data/encoder=small_cnn", "+experiment=x"]) == (
+        "data.encoder=small_cnn,seed=2"
+    )
+    assert (
+        job_dirname(
+            [
+                "trainer.enable_progress_bar=false",
+                "logger=wandb",
+                "threads=1",
+                "paths.data_dir=/x/y",
+                "transfer=none",
+            ]
+        )
+        == "transfer=none"
+    )
+    long_a, long_b = (
+        [f"x{i}=1" for i in range(40)] + ["seed=1"],
+        [f"x{i}=1" for i in range(40)] + ["seed=2"],
+    )
+    assert len(job_dirname(long_a)) == MAX_DIRNAME and "/" not in job_dirname(long_a)
+    assert job_dirname(long_a) != job_dirname(long_b)

@@ -1,0 +1,89 @@
+"""GPU assignment, simulated on the CPU with lists of fake device ids."""
+
+import multiprocessing as mp
+
+import pytest
+
+from caplm.runtime import devices
+
+
+@pytest.fixture(autouse=True)
+def _release():
+    devices.release_device()
+    yield
+    devices.release_device()
+
+
+def _worker(ids, lock_dir, jobs, barrier, out):
+    # a pool worker running several jobs: each job asks for a device
+    got = [devices.claim_device(ids, lock_dir, poll_s=0.05) for _ in range(jobs)]
+    barrier.wait()  # hold the devices until every worker has claimed
+    out.put(got)
+
+
+def _run_workers(n_workers, ids, lock_dir, jobs=2):
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(n_workers), ctx.Queue()
+    procs = [
+        ctx.Process(target=_worker, args=(ids, lock_dir, jobs, barrier, out))
+        for _ in range(n_workers)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=30) for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+    return results
+
+
+def test_concurrent_workers_get_distinct_devices_and_keep_them(tmp_path):
+    ids = ["GPU-a", "GPU-b", "GPU-c", "GPU-d"]
+    results = _run_workers(4, ids, tmp_path, jobs=3)
+    firsts = [r[0] for r in results]
+    assert sorted(firsts) == [0, 1, 2, 3]  # no two concurrent workers share a device
+    assert all(len(set(r)) == 1 for r in results)  # a worker's later jobs keep its device
+
+
+def test_an_extra_worker_waits_for_a_free_device(tmp_path):
+    ids = ["GPU-a", "GPU-b"]
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+
+    def hold_then_exit(q):
+        q.put(devices.claim_device(ids, tmp_path, poll_s=0.05))
+        import time
+
+        time.sleep(0.5)
+
+    holders = [ctx.Process(target=hold_then_exit, args=(out,)) for _ in range(2)]
+    for p in holders:
+        p.start()
+    assert sorted(out.get(timeout=10) for _ in holders) == [0, 1]
+    # both held: this process waits until a holder exits, then gets its device
+    got = devices.claim_device(ids, tmp_path, poll_s=0.05)
+    assert got in (0, 1)
+    for p in holders:
+        p.join()
+
+
+def test_devices_released_when_a_process_dies(tmp_path):
+    ids = ["GPU-only"]
+    ctx = mp.get_context("fork")
+    p = ctx.Process(target=devices.claim_device, args=(ids, tmp_path))
+    p.start()
+    p.join()
+    assert devices.claim_device(ids, tmp_path, poll_s=0.05) == 0
+
+
+def test_pin_trainer_devices_leaves_cpu_and_ddp_alone(monkeypatch, tmp_path):
+    assert devices.pin_trainer_devices({"accelerator": "cpu", "devices": 1})["devices"] == 1
+    ddp = {"accelerator": "gpu", "devices": -1, "strategy": "ddp"}
+    assert devices.pin_trainer_devices(ddp) == ddp
+    monkeypatch.setattr(devices, "visible_gpus", lambda: ["GPU-x", "GPU-y"])
+    monkeypatch.setattr(devices, "default_lock_dir", lambda: tmp_path)
+    assert devices.pin_trainer_devices({"accelerator": "gpu", "devices": 1})["devices"] == [0]
+
+
+def test_no_visible_gpu_is_a_clear_error(tmp_path):
+    with pytest.raises(RuntimeError, match="no GPU visible"):
+        devices.claim_device([], tmp_path)
