@@ -61,9 +61,7 @@ def stable_hash(obj: Any, length: int = 16) -> str:
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):
+    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
         return obj.tolist()
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 

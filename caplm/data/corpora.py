@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from caplm.data.shapes import ShapesConfig, extra_scene_captions
 from caplm.data.text import tokenize
 from caplm.data.types import CaptionDataset, Corpus
 
@@ -89,7 +90,6 @@ def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int) -> Corpus:
 
 
 def _shapes_extra(corpus_cfg):
-    from caplm.data.shapes import ShapesConfig, extra_scene_captions
 
     if corpus_cfg.get("shapes") is None:
         raise ValueError(

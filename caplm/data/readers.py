@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from caplm.data.shapes import ShapesConfig, make_shapes_dataset
 from caplm.data.text import tokenize
 from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
 from caplm.io import read_json, stable_hash, to_dict
@@ -44,7 +45,6 @@ def load_caption_dataset(data_cfg, cache_dir: str | Path) -> CaptionDataset:
     fmt = cfg.get("format")
     if fmt == "shapes":
         # Imported here so the readers do not depend on the generator (and vice versa).
-        from caplm.data.shapes import ShapesConfig, make_shapes_dataset
 
         return make_shapes_dataset(ShapesConfig(**_need(cfg, "shapes", fmt)), cache_dir)
     if fmt == "karpathy_json":

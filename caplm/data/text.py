@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from caplm.io import write_text
+
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
@@ -102,7 +104,6 @@ class Vocabulary:
         return torch.tensor([other.stoi.get(w, -1) for w in self.itos], dtype=torch.long)
 
     def save(self, path: str | Path) -> None:
-        from caplm.io import write_text
 
         write_text(path, json.dumps(self.words, indent=0) + "\n")
 

@@ -14,11 +14,28 @@ from __future__ import annotations
 import difflib
 import inspect
 
+import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from caplm import PROJECT_ROOT
+from caplm.data.corpora import CORPUS_KEYS, SOURCE_KEYS, SOURCES
+from caplm.data.encoders import ENCODER_KEYS, ENCODERS, OWN_KEYS
+from caplm.data.readers import DATA_KEYS, FORMAT_KEYS, FORMATS
+from caplm.evaluation.coco import SPICE_MODES
+from caplm.evaluation.evaluate import EVAL_KEYS
 from caplm.io import stable_hash, to_dict
+from caplm.models.caption_generator import GENERATION_KEYS, CaptionGenerator
+from caplm.models.common import constructor_args
+from caplm.models.language_model import LanguageModel
+from caplm.models.transfer.modes import (
+    TRANSFER_KEYS,
+    check_mode,
+    check_parts,
+    check_vocab_policy,
+)
+from caplm.runtime.training import FIT_KEYS
 
 MAX_DIRNAME = 120
 #: Config keys that do not change a job's results (left out of its identity and folder name).
@@ -133,7 +150,6 @@ def source(key: str) -> str:
 
 
 def _choices() -> dict:
-    from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return {}
@@ -162,8 +178,6 @@ def _check_paths(cfg, p: Problems) -> None:
 
 
 def _check_data(cfg, p: Problems) -> None:
-    from caplm.data.encoders import ENCODER_KEYS, ENCODERS, OWN_KEYS
-    from caplm.data.readers import DATA_KEYS, FORMAT_KEYS, FORMATS
 
     data = cfg.data
     fmt = data.get("format")
@@ -187,7 +201,6 @@ def _check_data(cfg, p: Problems) -> None:
 
 
 def _check_corpus(cfg, p: Problems) -> None:
-    from caplm.data.corpora import CORPUS_KEYS, SOURCE_KEYS, SOURCES
 
     corpus = cfg.corpus
     src = corpus.get("source")
@@ -202,7 +215,6 @@ def _check_corpus(cfg, p: Problems) -> None:
 
 
 def _check_fit(where: str, fit, p: Problems) -> None:
-    from caplm.runtime.training import FIT_KEYS
 
     p.keys(where, fit, FIT_KEYS)
     if not isinstance(fit, DictConfig):
@@ -225,9 +237,6 @@ def _check_fit(where: str, fit, p: Problems) -> None:
 def _check_models(cfg, p: Problems) -> None:
     """Unknown keys, then a model built from the settings (its constructor checks choices and
     ranges), in a forked RNG so that nothing the job draws later changes."""
-    from caplm.models.caption_generator import GENERATION_KEYS, CaptionGenerator
-    from caplm.models.common import constructor_args
-    from caplm.models.language_model import LanguageModel
 
     builds = {
         "lm": (LanguageModel, cfg.lm, ("name", "fit"), {}),
@@ -252,12 +261,6 @@ def _check_models(cfg, p: Problems) -> None:
 
 
 def _check_transfer(cfg, p: Problems) -> None:
-    from caplm.models.transfer.modes import (
-        TRANSFER_KEYS,
-        check_mode,
-        check_parts,
-        check_vocab_policy,
-    )
 
     t = cfg.transfer
     p.keys("transfer", t, TRANSFER_KEYS)
@@ -270,15 +273,12 @@ def _check_transfer(cfg, p: Problems) -> None:
 
 
 def _check_trainer(cfg, p: Problems) -> None:
-    import lightning as L
 
     allowed = [n for n in inspect.signature(L.Trainer.__init__).parameters if n != "self"]
     p.keys("trainer", cfg.trainer, [n for n in allowed if n not in TRAINER_SET_BY_CAPLM])
 
 
 def _check_eval(cfg, p: Problems) -> None:
-    from caplm.evaluation.coco import SPICE_MODES
-    from caplm.evaluation.evaluate import EVAL_KEYS
 
     ev = cfg.eval
     p.keys("eval", ev, EVAL_KEYS)

@@ -1,0 +1,98 @@
+"""caplm.runtime.jobs: a job's identity, its grid cell, and what a re-run does."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import open_dict
+
+from caplm.io import read_json, write_json
+from caplm.results import COMPLETE, CONFIG_HASH, STATUS, job_key
+from caplm.runtime.jobs import JOB_FILE, Job, grid_cell, job_identity
+
+
+def test_identity_leaves_out_what_does_not_change_results(make_cfg):
+    base = job_identity(make_cfg())
+    other = job_identity(
+        make_cfg(["logger=csv", "trainer.enable_progress_bar=true", "eval.show=3"])
+    )
+    assert base == other
+    assert not {"paths", "logger", "trainer", "hydra", "task_name", "threads"} & set(base)
+    assert "show" not in base["eval"]
+    assert job_identity(make_cfg(["seed=2"])) != base
+    assert job_identity(make_cfg(["model.lr=0.01"])) != base
+
+
+def test_modes_without_an_lm_ignore_the_lm_and_its_corpus(make_cfg):
+    a = job_identity(make_cfg(["transfer=none", "corpus=captions"]))
+    b = job_identity(make_cfg(["transfer=none", "corpus=shapes_extra", "lm=medium"]))
+    assert a == b and "lm" not in a and "corpus" not in a
+    with_lm = job_identity(make_cfg(["transfer=init"]))
+    assert with_lm["lm"]["fit"]["max_epochs"] == 2 and with_lm["corpus"]["name"] == "captions"
+
+
+def test_grid_cell_names_the_study_cell(make_cfg):
+    cell = grid_cell(make_cfg(["transfer=init", "corpus.size_exponent=-0.5", "seed=3"]))
+    assert cell[job_key("transfer")] == "init"
+    assert cell[job_key("corpus")] == "captions"
+    assert cell[job_key("size_exponent")] == -0.5
+    assert cell[job_key("lm_max_epochs")] == 2
+    assert cell[job_key("seed")] == 3
+    none = grid_cell(make_cfg(["transfer=none"]))
+    assert none[job_key("corpus")] == "none" and none[job_key("lm")] is None
+
+
+def test_claim_records_the_job_then_finish_writes_complete_results(make_cfg):
+    job = Job(make_cfg())
+    with job.claim() as done:
+        assert done is None
+        started = read_json(job.dir / JOB_FILE)
+        assert started[CONFIG_HASH] == job.key and "identity" in started
+        results = job.finish({"capgen/test_CIDEr": 0.5})
+    saved = read_json(job.dir / "results.json")
+    assert saved == results
+    assert saved[STATUS] == COMPLETE and saved[CONFIG_HASH] == job.key
+    assert saved[job_key("total_time_s")] >= 0 and saved["capgen/test_CIDEr"] == 0.5
+
+
+def test_a_complete_job_is_skipped_or_run_again_by_option(make_cfg):
+    job = Job(make_cfg())
+    with job.claim():
+        job.finish({"capgen/test_CIDEr": 0.5})
+    (job.dir / "stale.txt").write_text("x")
+    with Job(make_cfg()).claim() as done:
+        assert done["capgen/test_CIDEr"] == 0.5
+    cfg = make_cfg()
+    with open_dict(cfg):
+        cfg.skip_completed = False
+    with Job(cfg).claim() as done:
+        assert done is None
+    assert not (job.dir / "stale.txt").exists() and not (job.dir / "results.json").exists()
+
+
+def test_a_folder_of_another_config_is_refused_by_name(make_cfg):
+    with Job(make_cfg()).claim():
+        pass  # job.json of seed 1
+    with pytest.raises(RuntimeError, match=r"job\.json was made with a different config"):
+        with Job(make_cfg(["seed=2"])).claim():
+            pass
+
+
+def test_an_unreadable_job_file_is_run_again(make_cfg, caplog):
+    job = Job(make_cfg())
+    job.dir.mkdir(parents=True)
+    (job.dir / JOB_FILE).write_text('{"config_hash": ')
+    with job.claim() as done:
+        assert done is None
+    assert "not valid JSON" in caplog.text
+    assert read_json(job.dir / JOB_FILE)[CONFIG_HASH] == job.key
+
+
+def test_an_identical_job_of_the_sweep_is_reused(make_cfg, tmp_path):
+    first = Job(make_cfg(job="sweep/a"))
+    second = Job(make_cfg(job="sweep/b"))
+    assert first.key == second.key
+    write_json(first.dir / "results.json", {CONFIG_HASH: first.key, STATUS: COMPLETE, "x": 1})
+    second.sweep_dir = tmp_path / "sweep"  # as in a multirun
+    with second.claim() as done:
+        assert done["x"] == 1 and done[job_key("reused_from")] == "a"
+    assert read_json(second.dir / "results.json")["x"] == 1

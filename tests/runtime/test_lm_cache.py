@@ -1,0 +1,63 @@
+"""caplm.runtime.lm_cache: each LM is trained once, keyed by what determines it, and reused."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import open_dict
+
+from caplm.data.text import Vocabulary
+from caplm.data.types import Corpus
+from caplm.runtime.lm_cache import INFO_FILE, MODEL_FILE, VOCAB_FILE, get_or_train, lm_identity
+from caplm.runtime.training import make_trainer
+
+SENTENCES = [s.split() for s in ["a red circle", "a blue square", "two red squares", "a circle"]]
+
+
+def corpus(n: int = 12) -> Corpus:
+    return Corpus("toy", train=(SENTENCES * n)[:n], val=SENTENCES[:2])
+
+
+def lm_and_trainer(make_cfg, overrides=()):
+    cfg = make_cfg(list(overrides))
+    return cfg.lm, lambda ckpt_dir, fit_cfg: make_trainer(cfg.trainer, ckpt_dir, fit_cfg)
+
+
+def test_identity_changes_with_everything_that_determines_the_lm(make_cfg):
+    lm, _ = lm_and_trainer(make_cfg)
+    vocab = Vocabulary.build(SENTENCES)
+    base = lm_identity(lm, corpus(), vocab, seed=1)
+    assert lm_identity(lm, corpus(), vocab, seed=2) != base
+    assert lm_identity(lm, corpus(13), vocab, seed=1) != base
+    assert lm_identity(lm, corpus(), Vocabulary.build(SENTENCES[:2]), seed=1) != base
+    other, _ = lm_and_trainer(make_cfg, ["lm.fit.max_epochs=1"])
+    assert lm_identity(other, corpus(), vocab, seed=1) != base
+    renamed = lm.copy()
+    with open_dict(renamed):
+        renamed.name = "another_label"
+    assert lm_identity(renamed, corpus(), vocab, seed=1) == base  # a preset's name is a label
+
+
+def test_an_lm_is_trained_once_then_loaded_with_the_same_weights(make_cfg, tmp_path):
+    lm, trainer = lm_and_trainer(make_cfg)
+    vocab = Vocabulary.build(SENTENCES)
+    first = get_or_train(lm, corpus(), vocab, 1, tmp_path / "lm", trainer)
+    assert first.trained_here and first.info["epochs"] == 2
+    assert {p.name for p in first.path.iterdir()} >= {MODEL_FILE, VOCAB_FILE, INFO_FILE}
+
+    def never(*args):
+        raise AssertionError("a cached LM must not be trained again")
+
+    second = get_or_train(lm, corpus(), vocab, 1, tmp_path / "lm", never)
+    assert not second.trained_here and second.key == first.key
+    assert second.vocab == vocab and second.info == first.info
+    for (name, a), (_, b) in zip(
+        first.model.state_dict().items(), second.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_zero_epochs_stores_the_untrained_initialisation(make_cfg, tmp_path):
+    lm, trainer = lm_and_trainer(make_cfg, ["lm.fit.max_epochs=0"])
+    cached = get_or_train(lm, corpus(), Vocabulary.build(SENTENCES), 1, tmp_path, trainer)
+    assert cached.info["epochs"] == 0 and cached.info["history"] == []
+    assert not (cached.path / "checkpoints").exists()
