@@ -84,8 +84,14 @@ def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int) -> Corpus:
         "size_exponent": corpus_cfg.size_exponent,
         "caption_train_sentences": n_captions,
     }
-    log.info("corpus %s: %d of %d sentences (e=%s), %d val", corpus_cfg.name, len(train),
-             len(pool), corpus_cfg.size_exponent, len(val))
+    log.info(
+        "corpus %s: %d of %d sentences (e=%s), %d val",
+        corpus_cfg.name,
+        len(train),
+        len(pool),
+        corpus_cfg.size_exponent,
+        len(val),
+    )
     return Corpus(name=corpus_cfg.name, train=train, val=val, info=info)
 
 

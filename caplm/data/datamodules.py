@@ -54,7 +54,9 @@ class _Collate:
 def _loader(dataset, collate, batch_size: int, shuffle: bool, num_workers: int, seed: int):
     # fork: DataLoader workers under the joblib launcher fail to start with spawn/forkserver
     # (measured, see shared/notes/ecosystem.md); in-memory tensors make fork cheap.
-    context = "fork" if num_workers > 0 and "fork" in multiprocessing.get_all_start_methods() else None
+    context = (
+        "fork" if num_workers > 0 and "fork" in multiprocessing.get_all_start_methods() else None
+    )
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -70,8 +72,15 @@ def _loader(dataset, collate, batch_size: int, shuffle: bool, num_workers: int, 
 class TextDataModule(L.LightningDataModule):
     """A language-model corpus: ``train`` and ``val`` sentences, no images."""
 
-    def __init__(self, corpus: Corpus, vocab: Vocabulary, batch_size: int = 64,
-                 max_len: int = 50, num_workers: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        corpus: Corpus,
+        vocab: Vocabulary,
+        batch_size: int = 64,
+        max_len: int = 50,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
         super().__init__()
         self.corpus, self.vocab = corpus, vocab
         self.batch_size, self.max_len = batch_size, max_len
@@ -80,27 +89,46 @@ class TextDataModule(L.LightningDataModule):
         self.val_ids = encode_sentences(corpus.val, vocab, max_len)
 
     def train_dataloader(self):
-        return _loader(_Sentences(self.train_ids), _Collate(), self.batch_size, True,
-                       self.num_workers, self.seed)
+        return _loader(
+            _Sentences(self.train_ids),
+            _Collate(),
+            self.batch_size,
+            True,
+            self.num_workers,
+            self.seed,
+        )
 
     def val_dataloader(self):
-        return _loader(_Sentences(self.val_ids), _Collate(), self.batch_size, False,
-                       self.num_workers, self.seed)
-
+        return _loader(
+            _Sentences(self.val_ids),
+            _Collate(),
+            self.batch_size,
+            False,
+            self.num_workers,
+            self.seed,
+        )
 
 
 class CaptionDataModule(L.LightningDataModule):
     """Image features with their captions: one example per (image, reference caption)."""
 
-    def __init__(self, dataset: CaptionDataset, features: dict[str, np.ndarray],
-                 vocab: Vocabulary, batch_size: int = 64, max_len: int = 20,
-                 num_workers: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        dataset: CaptionDataset,
+        features: dict[str, np.ndarray],
+        vocab: Vocabulary,
+        batch_size: int = 64,
+        max_len: int = 20,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
         super().__init__()
         self.dataset, self.vocab = dataset, vocab
         self.batch_size, self.max_len = batch_size, max_len
         self.num_workers, self.seed = num_workers, seed
-        self.features = {s: torch.as_tensor(np.asarray(f), dtype=torch.float32)
-                         for s, f in features.items()}
+        self.features = {
+            s: torch.as_tensor(np.asarray(f), dtype=torch.float32) for s, f in features.items()
+        }
         for split, images in dataset.splits.items():
             if len(self.features[split]) != len(images):
                 raise ValueError(
@@ -119,8 +147,14 @@ class CaptionDataModule(L.LightningDataModule):
 
     def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
         ids, image_index = self.pairs(split)
-        return _loader(_Sentences(ids, image_index), _Collate(self.features[split]),
-                       self.batch_size, shuffle, self.num_workers, self.seed)
+        return _loader(
+            _Sentences(ids, image_index),
+            _Collate(self.features[split]),
+            self.batch_size,
+            shuffle,
+            self.num_workers,
+            self.seed,
+        )
 
     def train_dataloader(self):
         return self._dataloader("train", shuffle=True)

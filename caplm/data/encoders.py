@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -204,14 +205,14 @@ class SmallCNNEncoder(ImageEncoder):
 
 def _blocks(channels: list[int]) -> nn.Sequential:
     layers = []
-    for c_in, c_out in zip(channels[:-1], channels[1:]):
+    for c_in, c_out in itertools.pairwise(channels):
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
     return nn.Sequential(*layers)
 
 
 def _decoder(channels: list[int]) -> nn.Sequential:
     layers = []
-    for c_in, c_out in zip(channels[:-1], channels[1:]):
+    for c_in, c_out in itertools.pairwise(channels):
         layers += [nn.ConvTranspose2d(c_in, c_out, 2, stride=2), nn.ReLU()]
     return nn.Sequential(*layers[:-1])  # linear output: it reconstructs normalised pixels
 

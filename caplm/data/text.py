@@ -56,7 +56,9 @@ class Vocabulary:
     ) -> Vocabulary:
         """Words with count >= ``min_freq``, most frequent first (ties alphabetical)."""
         counts = Counter(w for s in sentences for w in s)
-        words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w)
+        )
         if max_size is not None:
             words = words[: max(0, max_size - len(SPECIALS))]
         return cls(words)

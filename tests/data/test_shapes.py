@@ -7,8 +7,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from caplm import CONF_DIR
-from caplm.data.shapes import dataset as dataset_module
-from caplm.data.shapes import grammar, scene
 from caplm.data.shapes import (
     COLOURS,
     MAX_WORDS,
@@ -17,11 +15,14 @@ from caplm.data.shapes import (
     ShapesConfig,
     extra_scene_captions,
     extra_scenes,
+    grammar,
     make_shapes_dataset,
+    scene,
 )
+from caplm.data.shapes import dataset as dataset_module
 from caplm.data.text import tokenize
-from caplm.evaluation import grounding
 from caplm.data.types import SPLITS
+from caplm.evaluation import grounding
 
 TINY = ShapesConfig(image_size=32, num_train=12, num_val=8, num_test=8)
 NOUNS = {"disc": "circle", "discs": "circle"}

@@ -32,6 +32,7 @@ from caplm.io import atomic_write
 
 EXTRA_PARTS = ("train", "val")
 
+
 def _rng(config: ShapesConfig, *stream: object) -> random.Random:
     """A generator that depends only on the seed and the stream's name, not on other draws."""
     return random.Random("/".join(map(str, ("shapes", config.seed, *stream))))

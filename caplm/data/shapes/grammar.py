@@ -19,6 +19,7 @@ SYNONYMS = {  # the first word is the usual one; repeats weight the choice
 MIN_WORDS, MAX_WORDS = 4, 20  # caption length in tokens, as the study's generators produce
 CAPTION_TRIES = 20
 
+
 def describe_scene(objects: list[dict], rng: random.Random, count: int) -> list[str]:
     """``count`` captions of the scene, different from each other where the grammar allows."""
     captions: list[str] = []

@@ -11,6 +11,7 @@ from caplm.data.shapes.config import COLOURS
 BACKGROUND = (222, 252)  # each channel drawn from this range: always light, a little tinted
 SUPERSAMPLE = 4  # drawn this many times larger and shrunk, which smooths the edges
 
+
 def render_scene(
     objects: list[dict], image_size: int, rng: np.random.Generator, noise_std: float
 ) -> np.ndarray:
@@ -37,7 +38,9 @@ def render_scene(
 def _star(points: int = 5, inner: float = 0.45) -> list[tuple[float, float]]:
     angles = np.pi * np.arange(2 * points) / points
     radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
-    return [(float(r * np.sin(a)), float(-r * np.cos(a))) for r, a in zip(radii, angles)]
+    return [
+        (float(r * np.sin(a)), float(-r * np.cos(a))) for r, a in zip(radii, angles, strict=True)
+    ]
 
 
 _ARM = 0.36  # half the width of a cross's arms, as a fraction of its half extent

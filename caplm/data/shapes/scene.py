@@ -16,6 +16,7 @@ GAP = 0.05  # space kept between two objects' boxes, so each stays identifiable
 REPEAT_P = 0.2  # chance an object repeats the previous one's colour and shape ("two red circles")
 PLACE_TRIES = 50
 
+
 def sample_scene(rng: random.Random, min_objects: int, max_objects: int) -> list[dict]:
     """Objects whose boxes do not overlap; a scene where one does not fit is drawn again."""
     count = rng.randint(min_objects, max_objects)
