@@ -31,7 +31,11 @@ class EpochHistory(Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
 
-    def on_validation_epoch_end(self, trainer, pl_module):
+    def on_validation_end(self, trainer, pl_module):
+        # Not on_validation_epoch_end: callbacks' epoch-end hooks run before the module's,
+        # where it logs val/loss, so that epoch's metrics would land on the next row. Here
+        # (as for EarlyStopping and ModelCheckpoint) they are this epoch's; and the history
+        # comes before the checkpoint callbacks, so the checkpoint saved now holds this row.
         if trainer.sanity_checking:
             return
         row = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

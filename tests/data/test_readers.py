@@ -1,12 +1,11 @@
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
+from caplm.data import readers
 from caplm.data.readers import load_caption_dataset, read_flickr8k_text, read_karpathy_json
 from caplm.data.types import CaptionDataset
 
@@ -291,12 +290,12 @@ def test_load_caption_dataset_dispatches_on_format(tmp_path, karpathy, monkeypat
 
     # shapes: the generator's fixed API, faked here so this test does not run it
     calls = []
-    fake = types.ModuleType("caplm.data.shapes")
-    fake.ShapesConfig = lambda **kw: kw
-    fake.make_shapes_dataset = lambda config, cache_dir: (
-        calls.append((config, cache_dir)) or "shapes!"
+    monkeypatch.setattr(readers, "ShapesConfig", lambda **kw: kw)
+    monkeypatch.setattr(
+        readers,
+        "make_shapes_dataset",
+        lambda config, cache_dir: calls.append((config, cache_dir)) or "shapes!",
     )
-    monkeypatch.setitem(sys.modules, "caplm.data.shapes", fake)
     cfg = OmegaConf.create({"format": "shapes", "shapes": {"seed": 3, "image_size": 64}})
     assert load_caption_dataset(cfg, tmp_path) == "shapes!"
     assert calls == [({"seed": 3, "image_size": 64}, tmp_path)]

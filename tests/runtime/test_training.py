@@ -1,0 +1,78 @@
+"""caplm.runtime.training: the Trainer's stopping and checkpoints from ``fit`` settings, and a
+fit that is done once and resumed or reloaded after."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+
+from caplm.data.datamodules import TextDataModule
+from caplm.data.text import Vocabulary
+from caplm.data.types import Corpus
+from caplm.models.common import constructor_args
+from caplm.models.language_model import LanguageModel
+from caplm.runtime.training import DONE, fit, make_trainer
+
+SENTENCES = [s.split() for s in ["a red circle", "a blue square", "two red squares"]] * 4
+
+
+def stoppers(trainer):
+    return [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+
+
+def test_fit_settings_reach_the_trainer(make_cfg, tmp_path):
+    cfg = make_cfg()
+    fit_cfg = {"max_epochs": 3, "patience": 2, "early_stopping": True, "gradient_clip_val": 1.5}
+    trainer, _ = make_trainer(cfg.trainer, tmp_path, fit_cfg)
+    assert trainer.max_epochs == 3 and trainer.gradient_clip_val == 1.5
+    assert [s.patience for s in stoppers(trainer)] == [2]
+    assert trainer.checkpoint_callback.dirpath == str(tmp_path)
+    no_stop, _ = make_trainer(cfg.trainer, tmp_path, {**fit_cfg, "early_stopping": False})
+    assert stoppers(no_stop) == []
+    null_patience, _ = make_trainer(cfg.trainer, tmp_path, {**fit_cfg, "patience": None})
+    assert stoppers(null_patience) == []
+
+
+def lm_fit(cfg, ckpt_dir, keep="last"):
+    vocab = Vocabulary.build(SENTENCES)
+    torch.manual_seed(0)
+    model = LanguageModel(vocab_size=len(vocab), **constructor_args(LanguageModel, cfg.lm))
+    data = TextDataModule(Corpus("toy", SENTENCES, SENTENCES[:3]), vocab, batch_size=4, seed=1)
+    trainer, history = make_trainer(cfg.trainer, ckpt_dir, cfg.lm.fit)
+    return model, fit(trainer, model, data, ckpt_dir, history, keep=keep)
+
+
+def manual_val_loss(model, data) -> float:
+    """Token-mean validation loss of ``model``, computed here by hand."""
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for batch in data.val_dataloader():
+            loss, n = model.batch_loss(batch)
+            total, tokens = total + float(loss) * int(n), tokens + int(n)
+    return total / tokens
+
+
+def test_fit_records_each_epoch_and_keeps_the_chosen_checkpoint(make_cfg, tmp_path):
+    cfg = make_cfg()  # lm.fit.max_epochs=2 (tests' tiny settings)
+    model, record = lm_fit(cfg, tmp_path, keep="last")
+    assert record["epochs"] == 2 and [r["epoch"] for r in record["history"]] == [1, 2]
+    # each row holds its own epoch's validation loss (not the epoch before's)
+    model.eval()
+    data = TextDataModule(Corpus("toy", SENTENCES, SENTENCES[:3]), Vocabulary.build(SENTENCES), 4)
+    data_loss = manual_val_loss(model, data)
+    assert abs(record["history"][-1]["val/loss"] - data_loss) < 1e-5
+    assert record["history"][0]["val/loss"] != record["history"][1]["val/loss"]
+    assert record["checkpoint"] == "last.ckpt" and (tmp_path / DONE).is_file()
+    saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, saved["state_dict"][name]), name
+
+
+def test_a_finished_fit_is_reloaded_not_trained_again(make_cfg, tmp_path):
+    cfg = make_cfg()
+    trained, record = lm_fit(cfg, tmp_path, keep="best")
+    assert record["checkpoint"] == "best.ckpt"
+    again, second = lm_fit(cfg, tmp_path, keep="best")  # a fresh init, then the done record
+    assert second == record
+    for name, value in trained.state_dict().items():
+        assert torch.equal(value, again.state_dict()[name]), name
