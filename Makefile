@@ -4,29 +4,41 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# On a machine without an NVIDIA driver, pin the CPU build of torch (a plain `torch`
-# would pull a multi-GB CUDA build). With a GPU, let pip pick the default (CUDA) build.
-TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
+# Installs come from requirements.lock (exact versions, made by `make lock`), so every machine
+# tests what CI tested. Its torch==X line gets the CPU build where a local CPU wheel is offered
+# (as here) and the default CUDA build elsewhere.
+LOCK := requirements.lock
 EXTRAS ?= dev
+# `make lock` keeps the locked torch unless told otherwise: make lock TORCH_VERSION=2.14.0
+TORCH_VERSION ?= $(shell sed -n 's/^torch==//p' $(LOCK))
 export WANDB_MODE ?= offline
 export HYDRA_FULL_ERROR ?= 1
 
 # `make sweep`: the paper grid on the embedded default with small settings (CPU, ~15-20 min).
 SWEEP_ARGS ?= data.shapes.num_train=300 eval.lm_samples=50 trainer.enable_progress_bar=false
 
-.PHONY: help install run test test-all lint format bench sweep report corpora clean clean-runs
+.PHONY: help install lock run test test-all lint format bench sweep report corpora clean clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv and install caplm with its dev extras (no-op when current)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $@
+
+lock: ## re-resolve the newest versions pyproject.toml allows into requirements.lock (then make test)
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip setuptools
+	.lock-venv/bin/python -m pip install -q "torch==$(TORCH_VERSION)" -e ".[$(EXTRAS)]"
+	{ sed -n '1,/^$$/p' $(LOCK); .lock-venv/bin/python -m pip freeze --all --exclude-editable \
+	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .lock-venv
+	@echo "$(LOCK) updated: run make test, and commit it with the change that needed it"
 
 run: install ## the main job on the embedded default data (shapes)
 	$(PY) -m caplm.train +experiment=transfer_frozen -m
