@@ -37,7 +37,9 @@ from caplm.models.transfer.modes import (
 )
 from caplm.runtime.training import FIT_KEYS
 
-MAX_DIRNAME = 120
+#: Folder names stay under the 255 bytes of common file systems.
+MAX_DIRNAME = 240
+MAX_VALUE = 40
 #: Config keys that do not change a job's results (left out of its identity and folder name).
 NOT_RESULTS = ("paths", "logger", "trainer", "hydra", "task_name", "skip_completed", "threads")
 TOP_KEYS = ("seed", "task_name", "skip_completed", "threads")
@@ -58,19 +60,45 @@ def job_dirname(overrides) -> str:
 
     Settings that do not change a job's results (devices, loggers, paths; ``NOT_RESULTS``)
     are left out, so a re-run with other such settings finds the same folder. ``/`` (config
-    groups such as ``data/encoder=small_cnn``, paths in values) becomes ``.``; a name too long
-    for a file system is cut and given a hash of the whole, so distinct jobs keep distinct
-    folders. No overrides: ``default``.
+    groups such as ``data/encoder=small_cnn``, paths in values) becomes ``.``. No overrides:
+    ``default``. A name longer than ``MAX_DIRNAME`` is shortened without dropping any
+    override: the seed first, keys by their last part (``num_train=100``), values over
+    ``MAX_VALUE`` characters by their head and a hash, then ``-`` and a hash of the whole
+    name, so distinct jobs keep distinct folders. Only when even that is too long (dozens of
+    overrides) are the last ones counted instead of named (``,+3more-<hash>``); the seed,
+    first, never is. The job's full overrides are in its ``job.json`` and
+    ``.hydra/overrides.yaml``.
     """
-    kept = []
+    kept = {}
     for item in overrides:
-        key = str(item).split("=", 1)[0].lstrip("+~")
+        key, _, value = str(item).lstrip("+~").partition("=")
         if key.split(".")[0].split("/")[0] not in (*NOT_RESULTS, "experiment"):
-            kept.append(str(item).lstrip("+~"))
-    name = ",".join(sorted(kept)).replace("/", ".") or "default"
-    if len(name) > MAX_DIRNAME:
-        name = f"{name[: MAX_DIRNAME - 17]}-{stable_hash(name)}"
-    return name
+            kept[key] = value
+    name = _dirname(sorted(kept.items()))
+    if len(name) <= MAX_DIRNAME:
+        return name
+    last = {k: k.replace("/", ".").split(".")[-1] for k in kept}
+    short = [
+        (last[k] if list(last.values()).count(last[k]) == 1 else k, _short_value(v))
+        for k, v in sorted(kept.items(), key=lambda kv: (kv[0] != "seed", kv[0]))
+    ]
+    digest = stable_hash(name, 8)
+    for named in range(len(short), 0, -1):  # too many to name them all: count the rest
+        rest = len(short) - named
+        candidate = _dirname(short[:named]) + (f",+{rest}more" if rest else "") + f"-{digest}"
+        if len(candidate) <= MAX_DIRNAME:
+            return candidate
+    return f"{_dirname(short[:1])[: MAX_DIRNAME - 9]}-{digest}"  # one huge override
+
+
+def _dirname(items) -> str:
+    return ",".join(f"{k}={v}" for k, v in items).replace("/", ".") or "default"
+
+
+def _short_value(value: str) -> str:
+    if len(value) <= MAX_VALUE:
+        return value
+    return f"{value[: MAX_VALUE - 9]}~{stable_hash(value, 8)}"
 
 
 def num_gpus() -> int:

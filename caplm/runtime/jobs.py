@@ -103,7 +103,12 @@ class Job:
             if done is None:
                 write_json(
                     self.dir / JOB_FILE,
-                    {CONFIG_HASH: self.key, "identity": self.identity, "started": _now()},
+                    {
+                        CONFIG_HASH: self.key,
+                        "overrides": self.overrides,
+                        "identity": self.identity,
+                        "started": _now(),
+                    },
                 )
             yield done
 

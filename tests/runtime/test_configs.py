@@ -153,8 +153,25 @@ def test_job_dirname_is_one_short_folder_name_without_settings_that_do_not_chang
         == "transfer=none"
     )
     long_a, long_b = (
-        [f"x{i}=1" for i in range(40)] + ["seed=1"],
-        [f"x{i}=1" for i in range(40)] + ["seed=2"],
+        [f"data.shapes.x{i}=1" for i in range(30)] + ["seed=11"],
+        [f"data.shapes.x{i}=1" for i in range(30)] + ["seed=12"],
     )
-    assert len(job_dirname(long_a)) == MAX_DIRNAME and "/" not in job_dirname(long_a)
-    assert job_dirname(long_a) != job_dirname(long_b)
+    name = job_dirname(long_a)
+    assert len(name) <= MAX_DIRNAME and "/" not in name and name != job_dirname(long_b)
+    # the seed first and every override kept (keys by their last part), then a hash
+    assert name.startswith("seed=11,x0=1,x1=1,x10=1,")
+    assert all(f"x{i}=1" in name.split("-")[0].split(",") for i in range(30))
+    many = job_dirname([f"data.shapes.x{i}=1" for i in range(60)] + ["seed=11"])
+    assert len(many) <= MAX_DIRNAME and many.startswith("seed=11,x0=1,")
+    kept, counted = many.split(",+")
+    assert len(kept.split(",")) - 1 + int(counted.split("more")[0]) == 60
+    path = "/very/long/path/to/a/colleagues/features/file/of/flickr8k.npz"
+    ambiguous = job_dirname(["data.features_file=" + path, "corpus.features_file=x", "seed=3"] * 1
+                            + [f"model.a{i}=0.001" for i in range(12)])  # fmt: skip
+    # the two features_file keys stay whole (their last parts would clash); others shortened
+    assert ambiguous.startswith("seed=3,corpus.features_file=x,data.features_file=.very.long")
+    assert ",a0=0.001," in ambiguous
+    assert path.replace("/", ".") not in ambiguous  # the long value shortened, with a hash
+    assert job_dirname(["seed=1", "data.features_file=" + path]) == (
+        "data.features_file=" + path.replace("/", ".") + ",seed=1"
+    )  # short enough: as it is
