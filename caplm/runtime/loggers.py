@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 from lightning.pytorch.loggers import CSVLogger, Logger
@@ -21,6 +23,8 @@ from caplm.results import capgen_key
 log = logging.getLogger(__name__)
 
 WANDB_MODES = ("offline", "online", "disabled")
+#: How long an online W&B logger waits for its server before it logs offline instead.
+REACH_TIMEOUT_S = 3.0
 
 
 def csv_logger(save_dir: str, part: str, name: str = "logs") -> CSVLogger:
@@ -45,6 +49,14 @@ def wandb_logger(
     """
     if mode not in WANDB_MODES:
         raise ValueError(f"logger.mode={mode!r}; choose one of {', '.join(WANDB_MODES)}")
+    if mode == "online" and not reachable(wandb_server()):
+        log.warning(
+            "W&B server %s cannot be reached (no network?); logging offline instead. "
+            "Upload later with: wandb sync %s/wandb/offline-run-*",
+            wandb_server(),
+            save_dir,
+        )
+        mode = "offline"
     import wandb
     from lightning.pytorch.loggers import WandbLogger
 
@@ -63,6 +75,22 @@ def wandb_logger(
         prefix=part,
         settings=wandb.Settings(init_timeout=90),
     )
+
+
+def wandb_server() -> str:
+    """The W&B server a run would talk to (``WANDB_BASE_URL``, else W&B's cloud)."""
+    return os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+
+
+def reachable(url: str, timeout_s: float = REACH_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``url``'s host and port opens within ``timeout_s``."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            return True
+    except OSError:  # refused, unreachable, unknown host, timed out
+        return False
 
 
 def build(logger_cfg, part: str) -> Logger | bool:
