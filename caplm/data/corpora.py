@@ -11,8 +11,9 @@ Sources (``corpus.source``):
   its val captions.
 - ``shapes_extra``: captions of extra generated scenes, disjoint from the dataset's images
   (the analogue of MSCOCO captions for a Flickr8k captioner).
-- ``textfile``: a plain-text file, one sentence per line (as the 1 Billion Word benchmark);
-  validated on ``val_file``, or on a held-out part of the file fixed across runs.
+- ``textfile``: a plain-text UTF-8 file, one sentence per line (as the 1 Billion Word
+  benchmark); validated on ``val_file``, or on a held-out part of the file fixed across runs.
+  Lines with no token (blank ones) are dropped, and how many is logged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from caplm.data.shapes import ShapesConfig, extra_scene_captions
-from caplm.data.text import tokenize
+from caplm.data.text import read_utf8, tokenize
 from caplm.data.types import CaptionDataset, Corpus
 
 log = logging.getLogger(__name__)
@@ -109,17 +110,24 @@ def _shapes_extra(corpus_cfg):
 
 
 def read_sentences(path: str | Path) -> list[list[str]]:
-    """Tokenised non-empty lines of a text file (one sentence per line)."""
+    """Tokenised non-empty lines of a UTF-8 text file (one sentence per line)."""
     path = Path(path)
     if not path.is_file():
         hint = ""
         if "corpora" in str(path):
             hint = " (fetch the registry corpora with `make corpora`)"
         raise FileNotFoundError(f"{path}: corpus text file not found{hint}")
-    sentences = [tokenize(line) for line in path.read_text(errors="replace").splitlines()]
-    sentences = [s for s in sentences if s]
+    lines = read_utf8(path).splitlines()
+    sentences = [s for s in map(tokenize, lines) if s]
     if not sentences:
         raise ValueError(f"{path}: corpus text file has no sentences")
+    if len(sentences) < len(lines):
+        log.info(
+            "%s: dropped %d of %d lines that are empty after tokenisation",
+            path,
+            len(lines) - len(sentences),
+            len(lines),
+        )
     return sentences
 
 

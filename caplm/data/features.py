@@ -5,6 +5,10 @@ They come either from a precomputed file (``data.features_file``, keyed by image
 name) or from the configured image encoder, computed once and cached at
 ``<cache_dir>/features/<hash of dataset key and encoder identity>.npz``; a lock makes parallel
 jobs that need the same features wait for one of them instead of all encoding.
+
+Every value must be finite: a row with NaN or inf (from the file, from a float64 value too
+large for float32, or from the encoder) is refused when loaded, with the row and its image,
+rather than found by the metrics after training.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from filelock import FileLock
 from tqdm import tqdm
 
 from caplm.data.encoders import ImageEncoder, build_encoder
+from caplm.data.text import read_utf8
 from caplm.data.types import CaptionDataset
 from caplm.io import atomic_write, stable_hash, to_dict
 
@@ -78,6 +83,15 @@ def encode_dataset(
                     rows.append(encoder.encode(images[i : i + encoder.batch_size]))
                     bar.update(len(rows[-1]))
                 features[split] = np.concatenate(rows)
+                _check_finite(
+                    features[split],
+                    dataset.image_ids(split),
+                    f"the features that encoder {name} computed for the {split} split of "
+                    f"dataset {dataset.name}",
+                    f"nothing was cached at {path}; check those images (data.images_dir) and "
+                    "the encoder's settings (data.encoder; a trained encoder may have diverged: "
+                    "try fewer train_epochs)",
+                )
         seconds = time.perf_counter() - start
         arrays = {
             **features,
@@ -126,7 +140,7 @@ def read_feature_file(path: str | Path) -> tuple[list[str], np.ndarray]:
             features = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as err:
             raise ValueError(f"{path}: cannot read it as .npy ({err})") from err
-        ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+        ids = [line.strip() for line in read_utf8(ids_file).splitlines() if line.strip()]
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
@@ -148,7 +162,17 @@ def read_feature_file(path: str | Path) -> tuple[list[str], np.ndarray]:
         seen: set[str] = set()
         dup = next(x for x in ids if x in seen or seen.add(x))
         raise ValueError(f"{path}: image id {dup!r} appears more than once; keep one row per image")
-    return ids, features.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # a value too large for float32 is reported just below
+        converted = features.astype(np.float32, copy=False)
+    _check_finite(
+        converted,
+        ids,
+        str(path),
+        "every feature value must be a finite number: recompute the features of those images "
+        "(or remove their rows if the dataset does not use them)",
+        original=features,
+    )
+    return ids, converted
 
 
 def align_features(
@@ -195,7 +219,42 @@ def _read_cache(path: Path, dataset: CaptionDataset) -> dict[str, np.ndarray]:
         ) from err
     if not same:
         raise ValueError(f"{path}: feature cache does not match dataset {dataset.name}; delete it")
+    for split in dataset.splits:
+        _check_finite(
+            features[split],
+            dataset.image_ids(split),
+            f"{path} (feature cache, {split} split)",
+            "delete the cache file and run again",
+        )
     return features
+
+
+def _check_finite(
+    features: np.ndarray,
+    ids: Sequence[str],
+    where: str,
+    fix: str,
+    original: np.ndarray | None = None,
+) -> None:
+    """Raise when a row of ``features`` (row i for image ``ids[i]``) holds NaN or inf."""
+    step = 4096  # rows at a time, so the check needs little memory beside the features
+    finite = np.concatenate(
+        [np.ones(0, bool)]
+        + [np.isfinite(features[i : i + step]).all(axis=1) for i in range(0, len(features), step)]
+    )
+    if finite.all():
+        return
+    bad = np.flatnonzero(~finite)
+    i = int(bad[0])
+    row = features[i]
+    kinds = [k for k, n in (("NaN", np.isnan(row).sum()), ("inf", np.isinf(row).sum())) if n]
+    how = " and ".join(kinds)
+    if original is not None and original.dtype != features.dtype and np.isfinite(original[i]).all():
+        how = f"values too large for float32 (|x| > {np.finfo(np.float32).max:.3g}), so inf"
+    raise ValueError(
+        f"{where}: {len(bad)} of {len(features)} feature rows are not finite; the first is row "
+        f"{i} (image {ids[i]!r}), which holds {how}; {fix}"
+    )
 
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:

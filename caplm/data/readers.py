@@ -11,31 +11,41 @@ Two formats are read:
   and one list of image file names per split (``Flickr_8k.trainImages.txt`` etc.).
 
 Captions are tokenised here with :func:`caplm.data.text.tokenize` from the raw sentence, so
-every dataset (and every corpus) shares one tokenizer. Images are not read until
+every dataset (and every corpus) shares one tokenizer. A caption with no word left after
+tokenisation (``""``, ``"...!"``) is counted; ``empty_captions`` (``data.empty_captions``)
+says what to do with them: ``skip`` (the default) leaves them out with one warning per file,
+``error`` refuses the file. An image left with no caption at all is an error either way.
+Every file is read as UTF-8 (:func:`caplm.data.text.read_utf8`). Images are not read until
 ``load_image`` is called, so a dataset with precomputed features needs no image folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from caplm.data.shapes import ShapesConfig, make_shapes_dataset
-from caplm.data.text import tokenize
+from caplm.data.text import has_word, read_utf8, tokenize
 from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
-from caplm.io import read_json, stable_hash, to_dict
+from caplm.io import stable_hash, to_dict
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("shapes", "karpathy_json", "flickr8k_text")
+#: What the readers do with captions that have no word after tokenisation.
+EMPTY_CAPTIONS = ("skip", "error")
 #: The keys a ``data`` config may have: those of every format, then each format's own.
 DATA_KEYS = ("name", "format", "features_file", "encoder", "min_word_freq", "max_caption_len",
              "num_workers")  # fmt: skip
 FORMAT_KEYS = {
     "shapes": ("shapes",),
-    "karpathy_json": ("annotations", "images_dir", "restval"),
-    "flickr8k_text": ("token_file", "split_files", "images_dir"),
+    "karpathy_json": ("annotations", "images_dir", "restval", "empty_captions"),
+    "flickr8k_text": ("token_file", "split_files", "images_dir", "empty_captions"),
 }
 
 
@@ -49,23 +59,33 @@ def load_caption_dataset(data_cfg, cache_dir: str | Path) -> CaptionDataset:
         return make_shapes_dataset(ShapesConfig(**_need(cfg, "shapes", fmt)), cache_dir)
     if fmt == "karpathy_json":
         return read_karpathy_json(
-            _need(cfg, "annotations", fmt), cfg.get("images_dir"), cfg.get("restval", "train")
+            _need(cfg, "annotations", fmt),
+            cfg.get("images_dir"),
+            cfg.get("restval", "train"),
+            cfg.get("empty_captions", "skip"),
         )
     if fmt == "flickr8k_text":
         return read_flickr8k_text(
-            _need(cfg, "token_file", fmt), _need(cfg, "split_files", fmt), cfg.get("images_dir")
+            _need(cfg, "token_file", fmt),
+            _need(cfg, "split_files", fmt),
+            cfg.get("images_dir"),
+            cfg.get("empty_captions", "skip"),
         )
     raise ValueError(f"data.format is {fmt!r}; known formats: {', '.join(FORMATS)}")
 
 
 def read_karpathy_json(
-    path: str | Path, images_dir: str | Path | None = None, restval: str | None = "train"
+    path: str | Path,
+    images_dir: str | Path | None = None,
+    restval: str | None = "train",
+    empty_captions: str = "skip",
 ) -> CaptionDataset:
     """A dataset from one of Karpathy's ``dataset_*.json`` split files."""
     path = Path(path)
     if restval is not None and restval not in SPLITS:
         raise ValueError(f"restval is {restval!r}; use one of {', '.join(SPLITS)} or null (drop)")
-    data = read_json(_existing(path, "annotation file (data.annotations)"))
+    empty = _EmptyCaptions(path, empty_captions)
+    data = _read_json(_existing(path, "annotation file (data.annotations)"))
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list):
         raise ValueError(
@@ -74,6 +94,7 @@ def read_karpathy_json(
     splits: dict[str, list[CaptionImage]] = {s: [] for s in SPLITS}
     files: dict[str, str] = {}  # image id -> path under images_dir
     seen: dict[str, str] = {}  # image id -> split, to catch an image listed twice
+    no_caption: list[str] = []  # images whose every caption is empty
     for i, entry in enumerate(images):
         where = f"{path}: image {i}"
         for key in ("split", "filename", "sentences"):
@@ -103,8 +124,18 @@ def read_karpathy_json(
             if not isinstance(raw, str):
                 raise ValueError(f"{where}: caption {k} has neither 'raw' text nor a 'tokens' list")
             raws.append(raw)
-        splits[split].append(_image(name, raws, where))
+        image = _image(name, raws, empty, f"image {i} ({name})")
+        if image is None:
+            no_caption.append(where)
+            continue
+        splits[split].append(image)
         files[name] = str(Path(entry.get("filepath") or "") / name)
+    empty.finish()
+    if no_caption:
+        raise ValueError(
+            f"{no_caption[0]} has no caption left: none of its captions has a word after "
+            "tokenisation" + _others(no_caption) + "; write a caption for it or remove it"
+        )
     _check_splits(splits, path)
     return CaptionDataset(
         name=str(data.get("dataset") or path.stem),
@@ -119,6 +150,7 @@ def read_flickr8k_text(
     token_file: str | Path,
     split_files: Mapping[str, str | Path],
     images_dir: str | Path | None = None,
+    empty_captions: str = "skip",
 ) -> CaptionDataset:
     """Flickr8k from ``Flickr8k.token.txt`` and its split lists (keys train / val / test).
 
@@ -126,8 +158,10 @@ def read_flickr8k_text(
     one such stray entry).
     """
     token_file = Path(token_file)
-    captions: dict[str, dict[int, str]] = {}  # image -> caption number -> raw caption
-    text = _existing(token_file, "Flickr8k token file (data.token_file)").read_text()
+    empty = _EmptyCaptions(token_file, empty_captions)
+    captions: dict[str, dict[int, tuple[str, list[str]]]] = {}  # image -> n -> raw, tokens
+    emptied: dict[str, list[int]] = {}  # image -> lines of its empty captions
+    text = read_utf8(_existing(token_file, "Flickr8k token file (data.token_file)"))
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -137,9 +171,14 @@ def read_flickr8k_text(
             raise ValueError(
                 f"{token_file}: line {lineno} is not '<image>#<n><TAB><caption>': {line[:80]!r}"
             )
-        if not tokenize(raw):
-            raise ValueError(f"{token_file}: line {lineno}: the caption is empty; remove the line")
-        captions.setdefault(name, {})[int(number)] = raw
+        raw = raw.strip()
+        tokens = tokenize(raw)
+        if not has_word(tokens):
+            empty.add(f"line {lineno} ({head.strip()})", raw)
+            emptied.setdefault(name, []).append(lineno)
+            continue
+        captions.setdefault(name, {})[int(number)] = raw, tokens
+    empty.finish()
     if set(split_files) - set(SPLITS):
         raise ValueError(
             f"data.split_files has keys {sorted(split_files)}; use {', '.join(SPLITS)} "
@@ -151,16 +190,27 @@ def read_flickr8k_text(
         if split not in split_files:
             raise ValueError(f"data.split_files has no '{split}' list")
         list_file = _existing(Path(split_files[split]), f"{split} split list (data.split_files)")
-        for lineno, name in enumerate(list_file.read_text().splitlines(), 1):
+        for lineno, name in enumerate(read_utf8(list_file).splitlines(), 1):
             name = name.strip()
             if not name:
                 continue
             where = f"{list_file}: line {lineno} ({name})"
             _check_new(seen, name, split, where)
+            if name not in captions and name in emptied:
+                lines = ", ".join(map(str, emptied[name]))
+                raise ValueError(
+                    f"{where}: image has no caption left: none of its captions in {token_file} "
+                    f"(line(s) {lines}) has a word after tokenisation; write a caption for it "
+                    "or remove the image from the split list"
+                )
             if name not in captions:
                 raise ValueError(f"{where}: image has no captions in {token_file}")
-            by_number = captions[name]
-            splits[split].append(_image(name, [by_number[n] for n in sorted(by_number)], where))
+            by_number = [captions[name][n] for n in sorted(captions[name])]
+            splits[split].append(
+                CaptionImage(
+                    name, captions=[t for _, t in by_number], raw=[r for r, _ in by_number]
+                )
+            )
     _check_splits(splits, *[Path(split_files[s]) for s in SPLITS])
     hashes = [_file_hash(token_file), *[_file_hash(Path(split_files[s])) for s in SPLITS]]
     return CaptionDataset(
@@ -186,13 +236,63 @@ def read_image(path: str | Path) -> np.ndarray:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _image(name: str, raws: list[str], where: str) -> CaptionImage:
-    raws = [r.strip() for r in raws]
-    tokens = [tokenize(r) for r in raws]
-    for k, t in enumerate(tokens):
-        if not t:
-            raise ValueError(f"{where}: caption {k} is empty; remove it or write one")
-    return CaptionImage(image_id=name, captions=tokens, raw=raws)
+def _image(name: str, raws: list[str], empty: _EmptyCaptions, where: str) -> CaptionImage | None:
+    """The image with its captions that have a word (the others go to ``empty``), or None."""
+    image = CaptionImage(image_id=name, captions=[], raw=[])
+    for k, raw in enumerate(raws):
+        raw = raw.strip()
+        tokens = tokenize(raw)
+        if not has_word(tokens):
+            empty.add(f"{where} caption {k}", raw)
+            continue
+        image.captions.append(tokens)
+        image.raw.append(raw)
+    return image if image.captions else None
+
+
+class _EmptyCaptions:
+    """The captions of one file with no word after tokenisation: skipped or refused."""
+
+    def __init__(self, path: Path, mode: str):
+        if mode not in EMPTY_CAPTIONS:
+            raise ValueError(
+                f"data.empty_captions is {mode!r}; use skip (leave such captions out, with a "
+                "warning) or error (refuse the file)"
+            )
+        self.path, self.mode, self.found = path, mode, []
+
+    def add(self, where: str, raw: str) -> None:
+        self.found.append(f"{where}: {raw!r}")
+
+    def finish(self) -> None:
+        """Raise (``error``) or warn once (``skip``) when some captions were empty."""
+        if not self.found:
+            return
+        n = len(self.found)
+        examples = "; ".join(self.found[:3]) + ("; ..." if n > 3 else "")
+        what = f"{n} caption{'s' if n != 1 else ''} with no word after tokenisation"
+        if self.mode == "error":
+            raise ValueError(
+                f"{self.path}: {what} (e.g. {examples}); write them or remove them, or set "
+                "data.empty_captions=skip to leave them out"
+            )
+        log.warning(
+            "%s: skipped %s (e.g. %s); set data.empty_captions=error to refuse them",
+            self.path,
+            what,
+            examples,
+        )
+
+
+def _others(items: list) -> str:
+    return f" (and {len(items) - 1} other image(s))" if len(items) > 1 else ""
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(read_utf8(path))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); fix it or download it again") from err
 
 
 def _check_new(seen: dict[str, str], name: str, split: str, where: str) -> None:

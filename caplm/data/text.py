@@ -3,6 +3,10 @@
 Tokens are lower-cased words, numbers and single punctuation marks. A vocabulary maps
 tokens to ids; ids 0-3 are the special tokens below, in this order, in every vocabulary,
 so a language model and a caption generator agree on them.
+
+Every text file the readers and corpora read goes through :func:`read_utf8`, so a file that
+is not UTF-8 fails with its name and the place of the first bad byte instead of being decoded
+by the locale's encoding or mangled.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from caplm.io import write_text
+from caplm.io import read_json, write_text
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -31,6 +35,35 @@ def tokenize(text: str) -> list[str]:
     ['a', 'red', 'circle', ',', 'to', 'the', 'left', 'of', '2', 'squares', '.']
     """
     return _TOKEN.findall(text.lower())
+
+
+def has_word(tokens: Sequence[str]) -> bool:
+    """Whether ``tokens`` hold a word or number, not only punctuation marks (or nothing).
+
+    >>> has_word(tokenize("...!")), has_word(tokenize("")), has_word(tokenize("2 dogs!"))
+    (False, False, True)
+    """
+    return any(t[:1].isalnum() for t in tokens)
+
+
+def read_utf8(path: str | Path) -> str:
+    """The text of a UTF-8 file, or a ValueError naming the file and its first bad byte.
+
+    Newlines are kept as written (``str.splitlines`` splits on all of them); a leading
+    byte-order mark is kept as the character U+FEFF, as ``Path.read_text`` does.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        offset = err.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise ValueError(
+            f"{path}: not UTF-8 text: the byte at offset {offset} (line {line}) is "
+            f"0x{data[offset]:02x} ({err.reason}); the file must be UTF-8: convert it (e.g. "
+            "`iconv -f latin1 -t utf-8 OLD > NEW` for Latin-1) or save it again as UTF-8"
+        ) from None
 
 
 class Vocabulary:
@@ -114,7 +147,7 @@ class Vocabulary:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: vocabulary file not found")
-        words = json.loads(path.read_text())
+        words = read_json(path)
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
             raise ValueError(f"{path}: a vocabulary file must hold a JSON list of strings")
         return cls(words)

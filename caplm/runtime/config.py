@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from caplm import PROJECT_ROOT
 from caplm.data.corpora import CORPUS_KEYS, SOURCE_KEYS, SOURCES
 from caplm.data.encoders import ENCODER_KEYS, ENCODERS, OWN_KEYS
-from caplm.data.readers import DATA_KEYS, FORMAT_KEYS, FORMATS
+from caplm.data.readers import DATA_KEYS, EMPTY_CAPTIONS, FORMAT_KEYS, FORMATS
 from caplm.evaluation.coco import SPICE_MODES
 from caplm.evaluation.evaluate import EVAL_KEYS
 from caplm.io import stable_hash, to_dict
@@ -206,7 +206,6 @@ def _check_paths(cfg, p: Problems) -> None:
 
 
 def _check_data(cfg, p: Problems) -> None:
-
     data = cfg.data
     fmt = data.get("format")
     if fmt not in FORMATS:
@@ -219,6 +218,9 @@ def _check_data(cfg, p: Problems) -> None:
             _int(data.get("max_caption_len"), 1), "an integer >= 1")  # fmt: skip
     p.value("data.num_workers", data.get("num_workers"), _int(data.get("num_workers")),
             "an integer >= 0")  # fmt: skip
+    if "empty_captions" in data:
+        p.value("data.empty_captions", data.empty_captions, data.empty_captions in EMPTY_CAPTIONS,
+                f"one of {', '.join(EMPTY_CAPTIONS)}")  # fmt: skip
     encoder = data.get("encoder")
     if encoder is not None and not data.get("features_file"):
         name = encoder.get("name")
@@ -229,7 +231,6 @@ def _check_data(cfg, p: Problems) -> None:
 
 
 def _check_corpus(cfg, p: Problems) -> None:
-
     corpus = cfg.corpus
     src = corpus.get("source")
     if src not in SOURCES:
@@ -243,7 +244,6 @@ def _check_corpus(cfg, p: Problems) -> None:
 
 
 def _check_fit(where: str, fit, p: Problems) -> None:
-
     p.keys(where, fit, FIT_KEYS)
     if not isinstance(fit, DictConfig):
         return
@@ -289,7 +289,6 @@ def _check_models(cfg, p: Problems) -> None:
 
 
 def _check_transfer(cfg, p: Problems) -> None:
-
     t = cfg.transfer
     p.keys("transfer", t, TRANSFER_KEYS)
     for check, key in ((check_mode, "mode"), (check_parts, "parts"),
@@ -301,13 +300,11 @@ def _check_transfer(cfg, p: Problems) -> None:
 
 
 def _check_trainer(cfg, p: Problems) -> None:
-
     allowed = [n for n in inspect.signature(L.Trainer.__init__).parameters if n != "self"]
     p.keys("trainer", cfg.trainer, [n for n in allowed if n not in TRAINER_SET_BY_CAPLM])
 
 
 def _check_eval(cfg, p: Problems) -> None:
-
     ev = cfg.eval
     p.keys("eval", ev, EVAL_KEYS)
     p.value("eval.spice", ev.get("spice"), ev.get("spice") in SPICE_MODES,

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -74,6 +76,50 @@ def test_textfile_holds_out_a_fixed_validation_part(tmp_path):
 def test_missing_text_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere.txt"):
         read_sentences(tmp_path / "nothere.txt")
+
+
+def test_blank_lines_are_dropped_and_counted(tmp_path, caplog):
+    text = tmp_path / "text.txt"
+    text.write_text("One. Two!\n\n   \n\t\nThree, four ...\n* * *\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="caplm.data.corpora"):
+        sentences = read_sentences(text)
+    # sentences are kept as tokenised, in order (punctuation is a token, as in captions)
+    assert sentences == [
+        ["one", ".", "two", "!"],
+        ["three", ",", "four", ".", ".", "."],
+        ["*", "*", "*"],
+    ]
+    assert f"{text}: dropped 3 of 6 lines that are empty after tokenisation" in caplog.text
+    caplog.clear()
+    text.write_text("a b\nc\n")
+    with caplog.at_level(logging.INFO, logger="caplm.data.corpora"):
+        assert read_sentences(text) == [["a", "b"], ["c"]]
+    assert "dropped" not in caplog.text
+    text.write_text("\n \n")
+    with pytest.raises(ValueError, match=f"{text}: corpus text file has no sentences"):
+        read_sentences(text)
+
+
+@pytest.mark.parametrize("which", ["train_file", "val_file"])
+def test_a_corpus_file_that_is_not_utf8_names_file_and_byte(tmp_path, which):
+    files = {}
+    for name in ("train_file", "val_file"):
+        files[name] = tmp_path / f"{name}.txt"
+        files[name].write_text("A first sentence.\nA second one.\n", encoding="utf-8")
+    files[which].write_bytes("A first sentence.\nUn caf\xe9 noir.\n".encode("latin-1"))
+    offset = files[which].read_bytes().index(b"\xe9")
+    cfg = _cfg(source="textfile", **{k: str(v) for k, v in files.items()}, size_exponent=None)
+    with pytest.raises(ValueError) as err:
+        build_corpus(cfg, _captions(), seed=1)
+    assert str(err.value).startswith(
+        f"{files[which]}: not UTF-8 text: the byte at offset {offset} (line 2) is 0xe9"
+    )
+    assert "the file must be UTF-8" in str(err.value)
+    # in UTF-8 the text is read as written (the tokenizer splits off the "é", as ever)
+    files[which].write_text("Un café noir.\n", encoding="utf-8")
+    corpus = build_corpus(cfg, _captions(), seed=1)
+    sentences = corpus.train if which == "train_file" else corpus.val
+    assert sentences == [["un", "caf", "é", "noir", "."]]
 
 
 def test_unknown_source_lists_the_known_ones():

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from caplm.data.encoders import ImageEncoder, SmallCNNEncoder, build_encoder
-from caplm.data.features import load_features, read_feature_file
+from caplm.data.features import encode_dataset, load_features, read_feature_file
 from caplm.data.readers import read_image, read_karpathy_json
 from caplm.data.types import CaptionDataset, CaptionImage
 
@@ -107,6 +107,132 @@ def test_read_feature_file_returns_ids_and_float32(tmp_path):
     path = _bad(tmp_path, "f.h5", ["x.jpg", "y.jpg"], [[1, 2, 3], [4, 5, 6]])
     ids, feats = read_feature_file(path)
     assert ids == ["x.jpg", "y.jpg"] and feats.dtype == np.float32 and feats.shape == (2, 3)
+
+
+# -- non-finite values ----------------------------------------------------------------------
+
+FINITE_FIX = (
+    "every feature value must be a finite number: recompute the features of those images "
+    "(or remove their rows if the dataset does not use them)"
+)
+
+
+@pytest.mark.parametrize("name", ["feats.npz", "feats.npy", "feats.h5"])
+@pytest.mark.parametrize(
+    "bad, holds",
+    [
+        ({3: [np.nan, 1.0], 7: [np.inf, 0.0], 8: [np.nan, np.nan]}, "NaN"),
+        ({3: [-np.inf, 1.0], 9: [np.nan, 0.0]}, "inf"),
+        ({3: [np.nan, -np.inf]}, "NaN and inf"),
+    ],
+)
+def test_feature_files_with_nan_or_inf_name_file_row_image_and_count(tmp_path, name, bad, holds):
+    ds = _dataset()
+    ids = [x for s in ds.splits for x in ds.image_ids(s)]  # row 3 is train3.jpg
+    rows = np.arange(2 * len(ids), dtype=np.float32).reshape(-1, 2)
+    for i, values in bad.items():
+        rows[i] = values
+    path = tmp_path / name
+    _write_features(path, ids, rows)
+    with pytest.raises(ValueError) as err:
+        load_features({"features_file": str(path)}, ds, tmp_path / "cache")
+    assert str(err.value) == (
+        f"{path}: {len(bad)} of 10 feature rows are not finite; the first is row 3 "
+        f"(image 'train3.jpg'), which holds {holds}; {FINITE_FIX}"
+    )
+    with pytest.raises(ValueError, match="row 3 \\(image 'train3.jpg'\\)"):
+        read_feature_file(path)
+
+
+def test_float64_features_too_large_for_float32_are_refused(tmp_path):
+    path = tmp_path / "f.npz"
+    features = np.array([[1.0, 2.0], [3.0, 1e300], [5.0, 6.0]])  # float64: finite, until cast
+    _write_features(path, ["a.jpg", "b.jpg", "c.jpg"], features)
+    with pytest.raises(ValueError) as err:
+        read_feature_file(path)
+    assert str(err.value).startswith(
+        f"{path}: 1 of 3 feature rows are not finite; the first is row 1 (image 'b.jpg'), "
+        "which holds values too large for float32 (|x| > 3.4e+38), so inf;"
+    )
+    # float64 that fits is read as before
+    _write_features(path, ["a.jpg", "b.jpg", "c.jpg"], features.clip(max=1e30))
+    assert np.isfinite(read_feature_file(path)[1]).all()
+
+
+def test_an_ids_file_that_is_not_utf8_names_file_and_byte(tmp_path):
+    path = tmp_path / "f.npy"
+    np.save(path, np.zeros((2, 2), np.float32))
+    ids_file = tmp_path / "f.ids.txt"
+    ids_file.write_bytes("a.jpg\ncaf\xe9.jpg\n".encode("latin-1"))
+    with pytest.raises(ValueError) as err:
+        read_feature_file(path)
+    assert str(err.value).startswith(
+        f"{ids_file}: not UTF-8 text: the byte at offset 9 (line 2) is 0xe9"
+    )
+    assert "the file must be UTF-8" in str(err.value)
+
+
+class _MeanEncoder:
+    """A stand-in encoder: (mean, std) of each image, NaN for an all-black image."""
+
+    feature_size, batch_size = 2, 2
+
+    def identity(self):
+        return {"name": "mean"}
+
+    def fit(self, images):
+        pass
+
+    def encode(self, images):
+        out = np.array([[img.mean(), img.std()] for img in images], dtype=np.float32)
+        out[[not img.any() for img in images]] = np.nan
+        return out
+
+
+def test_encoder_features_with_nan_are_refused_and_not_cached(tmp_path):
+    ds = _dataset()
+    pixels = ds.load_image
+    black = {"val1.jpg", "test0.jpg", "test2.jpg"}
+    ds.load_image = lambda x: np.zeros((20, 20, 3), np.uint8) if x in black else pixels(x)
+    with pytest.raises(ValueError) as err:
+        encode_dataset(ds, _MeanEncoder(), tmp_path)
+    (cache,) = (tmp_path / "features").glob("*.npz.lock")
+    cache = cache.with_suffix("")
+    assert str(err.value) == (
+        "the features that encoder mean computed for the val split of dataset toy: 1 of 2 "
+        "feature rows are not finite; the first is row 1 (image 'val1.jpg'), which holds NaN; "
+        f"nothing was cached at {cache}; check those images (data.images_dir) and the "
+        "encoder's settings (data.encoder; a trained encoder may have diverged: try fewer "
+        "train_epochs)"
+    )
+    assert not cache.exists()
+    black.discard("val1.jpg")
+    with pytest.raises(ValueError, match="test split .*: 2 of 3 feature rows .* row 0 \\(image"):
+        encode_dataset(ds, _MeanEncoder(), tmp_path)
+    black.clear()
+    assert np.isfinite(encode_dataset(ds, _MeanEncoder(), tmp_path)["test"]).all()
+    assert cache.is_file()
+
+
+def test_a_feature_cache_with_nan_names_the_cache_file(tmp_path):
+    ds = _dataset()
+    good = encode_dataset(ds, _MeanEncoder(), tmp_path)
+    (cache,) = (tmp_path / "features").glob("*.npz")
+    with np.load(cache) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["train"][4, 1] = np.inf
+    with open(cache, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError) as err:
+        encode_dataset(ds, _MeanEncoder(), tmp_path)
+    assert str(err.value) == (
+        f"{cache} (feature cache, train split): 1 of 5 feature rows are not finite; the first "
+        "is row 4 (image 'train4.jpg'), which holds inf; delete the cache file and run again"
+    )
+    cache.unlink()
+    again = encode_dataset(ds, _MeanEncoder(), tmp_path)
+    for split in good:
+        np.testing.assert_array_equal(again[split], good[split])
 
 
 # -- encoders -------------------------------------------------------------------------------

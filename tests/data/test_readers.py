@@ -1,13 +1,18 @@
 import json
+import logging
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from PIL import Image
 
+from caplm import CONF_DIR
 from caplm.data import readers
 from caplm.data.readers import load_caption_dataset, read_flickr8k_text, read_karpathy_json
 from caplm.data.types import CaptionDataset
+from caplm.runtime.config import ConfigError, check_config
 
 
 def _png(path, color, size=(12, 10), mode="RGB", format="PNG"):
@@ -134,8 +139,10 @@ def _set(i, key, value):
         (_drop("filename"), "image 1 has no 'filename'"),
         (_drop("sentences"), "image 1 has no 'sentences'"),
         (_set(1, "sentences", []), r"image 1 \(b.jpg\) has no captions"),
-        (_set(1, "sentences", [{"raw": "", "tokens": ["x"]}]), r"b.jpg\): caption 0 is empty"),
-        (_set(1, "sentences", [{"raw": "ok"}, {"raw": "  "}]), r"b.jpg\): caption 1 is empty"),
+        (
+            _set(1, "sentences", [{"raw": "", "tokens": ["x"]}, {"raw": "?!"}]),
+            r"image 1 \(b.jpg\) has no caption left: none of its captions has a word",
+        ),
         (_set(1, "sentences", [{"text": "x"}]), "caption 0 has neither 'raw' text nor a 'tokens'"),
         (_set(1, "split", "dev"), "unknown split 'dev'"),
         (
@@ -232,8 +239,9 @@ def test_flickr8k_text_splits_and_caption_order(tmp_path):
         ({"tokens": TOKENS + "6000_e.jpg#0 no tab\n"}, "token", "line 8 is not"),
         (
             {"tokens": TOKENS.replace("#0\tTwo dogs play", "#0\t  ")},
-            "token",
-            "line 3: the caption is empty",
+            "train",
+            r"line 2 \(2000_b.jpg\): image has no caption left: none of its captions in .*"
+            r"Flickr8k.token.txt \(line\(s\) 3\) has a word after tokenisation",
         ),
         (
             {"train": "1000_a.jpg\n9999_x.jpg\n"},
@@ -306,3 +314,188 @@ def test_load_caption_dataset_dispatches_on_format(tmp_path, karpathy, monkeypat
         load_caption_dataset({"format": "coco"}, tmp_path)
     with pytest.raises(ValueError, match="data.annotations is not set"):
         load_caption_dataset({"format": "karpathy_json"}, tmp_path)
+
+
+# -- captions with no word, and files that are not UTF-8 ------------------------------------
+
+
+def _with_empty_captions():
+    """The Karpathy images with four captions that have no word after tokenisation."""
+    images = _karpathy_images()
+    images[0]["sentences"].insert(1, {"raw": "...!"})
+    images[0]["sentences"].append({"raw": ""})
+    images[1]["sentences"].append({"raw": "   ", "tokens": ["x"]})  # raw wins, as always
+    images[3]["sentences"].insert(0, {"raw": " - "})
+    return images
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_karpathy_skips_captions_with_no_word_with_one_warning(tmp_path, karpathy, caplog):
+    clean = read_karpathy_json(karpathy[0])
+    path = _write_karpathy(tmp_path, _with_empty_captions(), "with_empty.json")
+    with caplog.at_level(logging.WARNING, logger="caplm.data.readers"):
+        ds = read_karpathy_json(path)
+    (warning,) = _warnings(caplog)
+    assert warning.startswith(f"{path}: skipped 4 captions with no word after tokenisation")
+    assert (
+        "(e.g. image 0 (a.jpg) caption 1: '...!'; image 0 (a.jpg) caption 3: ''; "
+        "image 1 (b.jpg) caption 1: ''; ...)" in warning
+    )
+    assert "image 3" not in warning  # three examples at most
+    assert "data.empty_captions=error" in warning
+    # what is left is exactly the clean file's dataset: same tokens, same order
+    for split in ds.splits:
+        assert [(i.image_id, i.captions, i.raw) for i in ds.splits[split]] == [
+            (i.image_id, i.captions, i.raw) for i in clean.splits[split]
+        ]
+    assert ds.info["num_captions"] == clean.info["num_captions"]
+
+
+def test_karpathy_refuses_captions_with_no_word_when_asked(tmp_path):
+    path = _write_karpathy(tmp_path, _with_empty_captions())
+    with pytest.raises(ValueError) as err:
+        read_karpathy_json(path, empty_captions="error")
+    assert str(err.value) == (
+        f"{path}: 4 captions with no word after tokenisation (e.g. image 0 (a.jpg) caption 1: "
+        "'...!'; image 0 (a.jpg) caption 3: ''; image 1 (b.jpg) caption 1: ''; ...); write "
+        "them or remove them, or set data.empty_captions=skip to leave them out"
+    )
+    images = _karpathy_images()
+    images[2]["sentences"].append({"raw": "?"})
+    with pytest.raises(ValueError, match=r"1 caption with no word .*image 2 \(c.jpg\) caption 1"):
+        read_karpathy_json(_write_karpathy(tmp_path, images), empty_captions="error")
+    with pytest.raises(ValueError, match="data.empty_captions is 'drop'; use skip"):
+        read_karpathy_json(path, empty_captions="drop")
+
+
+def test_an_image_with_no_caption_left_names_image_and_file(tmp_path, caplog):
+    images = _karpathy_images()
+    images[2]["sentences"] = [{"raw": "..."}, {"raw": "  "}]
+    images[3]["sentences"] = [{"raw": "!"}]
+    path = _write_karpathy(tmp_path, images)
+    with caplog.at_level(logging.WARNING, logger="caplm.data.readers"):
+        with pytest.raises(ValueError) as err:
+            read_karpathy_json(path)
+    assert str(err.value) == (
+        f"{path}: image 2 (c.jpg) has no caption left: none of its captions has a word after "
+        "tokenisation (and 1 other image(s)); write a caption for it or remove it"
+    )
+    assert "skipped 3 captions" in _warnings(caplog)[0]
+    # with error, the count of empty captions is the error
+    with pytest.raises(ValueError, match=f"{path}: 3 captions with no word"):
+        read_karpathy_json(path, empty_captions="error")
+
+
+def test_good_data_gives_no_warning_and_the_same_dataset_in_both_modes(karpathy, caplog):
+    path, _ = karpathy
+    with caplog.at_level(logging.WARNING, logger="caplm.data.readers"):
+        skip = read_karpathy_json(path)
+        error = read_karpathy_json(path, empty_captions="error")
+    assert not _warnings(caplog)
+    assert skip.splits == error.splits and skip.key == error.key
+
+
+def test_flickr8k_skips_or_refuses_captions_with_no_word(tmp_path, caplog):
+    clean = read_flickr8k_text(*_flickr8k(tmp_path))
+    tokens = TOKENS + "1000_a.jpg#2\t...\n3000_c.jpg#1\t\n"
+    token_file, split_files = _flickr8k(tmp_path, tokens=tokens)
+    with caplog.at_level(logging.WARNING, logger="caplm.data.readers"):
+        ds = read_flickr8k_text(token_file, split_files)
+    assert _warnings(caplog) == [
+        f"{token_file}: skipped 2 captions with no word after tokenisation (e.g. line 8 "
+        "(1000_a.jpg#2): '...'; line 9 (3000_c.jpg#1): ''); set data.empty_captions=error "
+        "to refuse them"
+    ]
+    assert ds.splits == clean.splits
+    with pytest.raises(ValueError) as err:
+        read_flickr8k_text(token_file, split_files, empty_captions="error")
+    assert str(err.value).startswith(
+        f"{token_file}: 2 captions with no word after tokenisation (e.g. line 8 (1000_a.jpg#2)"
+    )
+    assert "data.empty_captions=skip" in str(err.value)
+
+
+def test_flickr8k_image_with_no_caption_left_names_image_and_files(tmp_path):
+    tokens = TOKENS.replace("3000_c.jpg#0\tA man rides a bike.", "3000_c.jpg#0\t.") + (
+        "3000_c.jpg#1\t?\n"
+    )
+    token_file, split_files = _flickr8k(tmp_path, tokens=tokens)
+    with pytest.raises(ValueError) as err:
+        read_flickr8k_text(token_file, split_files)
+    assert str(err.value) == (
+        f"{split_files['val']}: line 1 (3000_c.jpg): image has no caption left: none of its "
+        f"captions in {token_file} (line(s) 4, 8) has a word after tokenisation; write a "
+        "caption for it or remove the image from the split list"
+    )
+
+
+def test_load_caption_dataset_passes_empty_captions(tmp_path):
+    path = _write_karpathy(tmp_path, _with_empty_captions())
+    cfg = {"format": "karpathy_json", "annotations": str(path), "empty_captions": "error"}
+    with pytest.raises(ValueError, match="4 captions with no word"):
+        load_caption_dataset(OmegaConf.create(cfg), tmp_path)
+    assert load_caption_dataset({**cfg, "empty_captions": "skip"}, tmp_path).splits
+    token_file, split_files = _flickr8k(tmp_path, tokens=TOKENS + "2000_b.jpg#1\t!\n")
+    cfg = {
+        "format": "flickr8k_text",
+        "token_file": str(token_file),
+        "split_files": {k: str(v) for k, v in split_files.items()},
+        "empty_captions": "error",
+    }
+    with pytest.raises(ValueError, match=r"1 caption with no word .*line 8 \(2000_b.jpg#1\)"):
+        load_caption_dataset(cfg, tmp_path)
+    with pytest.raises(ValueError, match="data.empty_captions is 'warn'"):
+        load_caption_dataset({**cfg, "empty_captions": "warn"}, tmp_path)
+
+
+def test_the_config_checker_accepts_empty_captions_for_file_datasets():
+    def check(*overrides):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides))
+        check_config(cfg)
+        return cfg
+
+    for data in ("flickr8k", "flickr30k", "mscoco", "flickr8k_text"):
+        assert check(f"data={data}").data.empty_captions == "skip"
+    assert check("data=flickr8k", "data.empty_captions=error").data.empty_captions == "error"
+    with pytest.raises(ConfigError, match="data.empty_captions: unknown setting"):
+        check("+data.empty_captions=skip")  # the generated shapes have no empty captions
+
+
+def _latin1(path, text):
+    path.write_bytes(text.encode("latin-1"))
+    return path.read_bytes().index("é".encode("latin-1"))
+
+
+def test_karpathy_json_that_is_not_utf8_names_file_and_byte(tmp_path):
+    images = _karpathy_images()
+    images[3]["sentences"][0]["raw"] = "A man's café."
+    path = tmp_path / "dataset_flickr8k.json"
+    offset = _latin1(path, json.dumps({"images": images}, ensure_ascii=False))
+    with pytest.raises(ValueError) as err:
+        read_karpathy_json(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: not UTF-8 text: the byte at offset {offset} (line 1)")
+    assert "is 0xe9" in message and "the file must be UTF-8" in message
+    # the same file in UTF-8 reads, with the accent kept
+    path.write_text(json.dumps({"images": images}, ensure_ascii=False), encoding="utf-8")
+    assert read_karpathy_json(path).splits["test"][0].raw == ["A man's café."]
+
+
+@pytest.mark.parametrize("which", ["token", "train", "test"])
+def test_flickr8k_files_that_are_not_utf8_name_file_and_byte(tmp_path, which):
+    token_file, split_files = _flickr8k(tmp_path)
+    path = token_file if which == "token" else split_files[which]
+    extra = "6000_e.jpg#0\tA café.\n" if which == "token" else "\n6000_é.jpg\n"
+    offset = _latin1(path, path.read_text(encoding="utf-8") + extra)
+    line = {"token": 8, "train": 4, "test": 2}[which]
+    with pytest.raises(ValueError) as err:
+        read_flickr8k_text(token_file, split_files)
+    assert str(err.value).startswith(
+        f"{path}: not UTF-8 text: the byte at offset {offset} (line {line}) is 0xe9"
+    )
+    assert "the file must be UTF-8" in str(err.value)

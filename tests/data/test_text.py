@@ -1,6 +1,16 @@
 import pytest
 
-from caplm.data.text import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Vocabulary, tokenize
+from caplm.data.text import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPECIALS,
+    UNK_ID,
+    Vocabulary,
+    has_word,
+    read_utf8,
+    tokenize,
+)
 
 
 def test_tokenize_lowercases_and_splits_punctuation():
@@ -51,3 +61,38 @@ def test_save_load_roundtrip_and_bad_file(tmp_path):
         Vocabulary.load(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError, match="missing.json"):
         Vocabulary.load(tmp_path / "missing.json")
+
+
+def test_has_word_needs_a_word_or_number_not_only_punctuation():
+    for text in ("...!", "", "   ", " - ", "?!."):
+        assert not has_word(tokenize(text)), text
+    for text in ("a", "2 dogs.", "...ok", "café", "一只狗"):
+        assert has_word(tokenize(text)), text
+
+
+def test_read_utf8_reads_what_read_text_reads(tmp_path):
+    path = tmp_path / "t.txt"
+    text = "\ufeffcafé\r\nnaïve — ok\nlast"
+    path.write_bytes(text.encode("utf-8"))
+    assert read_utf8(path).splitlines() == path.read_text(encoding="utf-8").splitlines()
+    assert read_utf8(path) == text  # newlines and a byte-order mark kept as written
+
+
+@pytest.mark.parametrize(
+    "data, offset, line, byte, reason",
+    [
+        ("ok\ncafé au lait\n".encode("latin-1"), 6, 2, "0xe9", "invalid continuation byte"),
+        (b"\xff first byte", 0, 1, "0xff", "invalid start byte"),
+        (b"a\nb\nc\xe2\x82", 5, 3, "0xe2", "unexpected end of data"),  # cut inside a char
+    ],
+)
+def test_read_utf8_names_file_and_first_bad_byte(tmp_path, data, offset, line, byte, reason):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as err:
+        read_utf8(path)
+    assert str(err.value) == (
+        f"{path}: not UTF-8 text: the byte at offset {offset} (line {line}) is {byte} "
+        f"({reason}); the file must be UTF-8: convert it (e.g. `iconv -f latin1 -t utf-8 OLD > "
+        "NEW` for Latin-1) or save it again as UTF-8"
+    )

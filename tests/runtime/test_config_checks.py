@@ -4,6 +4,7 @@ the key, the group's file and what is allowed."""
 from pathlib import Path
 
 import pytest
+from omegaconf import open_dict
 
 from caplm.runtime.config import ConfigError, check_config
 from caplm.train import run
@@ -88,3 +89,11 @@ def test_checking_does_not_move_the_random_state(make_cfg):
     torch.manual_seed(0)
     check_config(make_cfg(["lm=large"]))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_bad_empty_captions_policy_of_a_file_dataset_is_found(make_cfg):
+    cfg = make_cfg()
+    with open_dict(cfg):
+        cfg.data.format = "karpathy_json"
+        cfg.data.empty_captions = "warn"
+    assert "data.empty_captions: is 'warn'; must be one of skip, error" in _problems(cfg)
