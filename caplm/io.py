@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: What reading a truncated, emptied or corrupted file raises (JSON, torch, numpy, zip).
+UNREADABLE = (OSError, EOFError, ValueError, RuntimeError, KeyError, pickle.UnpicklingError,
+              zipfile.BadZipFile)  # fmt: skip
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -76,3 +86,14 @@ def to_dict(cfg: Any) -> Any:
     if isinstance(cfg, dict):
         return dict(cfg)
     return cfg
+
+
+def move_aside(path: str | Path, reason: object) -> Path:
+    """Rename a bad file or folder to ``<name>.bad-<UTC time>`` beside it (never delete what
+    might be evidence or a colleague's work), log where it went and why, return the new path."""
+    path = Path(path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    aside = path.with_name(f"{path.name}.bad-{stamp}")
+    os.replace(path, aside)
+    log.warning("%s is unreadable (%s); moved aside to %s", path, reason, aside.name)
+    return aside

@@ -9,10 +9,11 @@ module spells a key). Parts:
                 ``config_hash``, ``total_time_s``, ``finished``, ``host``, ``pid`` (and
                 ``reused_from`` when an identical job's results were reused).
 - ``lm/``       the language model: ``vocab_size``, ``params``, ``corpus_size``, ``epochs``,
-                ``train_time_s``, ``cache_key``, ``trained_here``, perplexities (below) on
+                ``train_time_s``, ``cache_key``, ``trained_here``, ``resumed_after``, perplexities (below) on
                 ``val`` (its own validation text) and ``captest`` (the caption test set), and
                 ``sample_div_*`` (diversity of sentences it samples).
 - ``capgen/``   the caption generator: ``vocab_size``, ``params``, ``epochs``, ``train_time_s``,
+                ``resumed_after`` (epochs after which an interrupted fit resumed),
                 perplexities on ``test``, caption metrics ``test_BLEU-1`` .. ``test_CIDEr``,
                 ``test_SPICE`` (null when skipped, with ``spice_status`` saying why),
                 diversity ``div_*``, retrieval ``ret_*`` and, on generated data that knows its

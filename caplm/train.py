@@ -132,6 +132,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
                 "vocab_size": len(vocab),
                 "params": sum(p.numel() for p in model.parameters()),
                 "epochs": record["epochs"],
+                "resumed_after": record["resumed_after"],
                 "train_time_s": record["train_time_s"],
             },
         )
@@ -163,6 +164,9 @@ def _language_model(cfg: DictConfig, dataset):
     results = {lm_key("cache_key"): lm.key, lm_key("trained_here"): lm.trained_here}
     names = ("vocab_size", "params", "corpus_size", "epochs", "train_time_s")
     results.update(keyed("lm", {name: info[name] for name in names}))
+    results[lm_key("resumed_after")] = info.get(
+        "resumed_after", []
+    )  # entries of older caches lack it
     results.update(
         evaluate_lm(
             lm.model,

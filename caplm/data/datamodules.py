@@ -51,7 +51,8 @@ class _Collate:
         return batch
 
 
-def _loader(dataset, collate, batch_size: int, shuffle: bool, num_workers: int, seed: int):
+def _loader(dataset, collate, batch_size: int, num_workers: int, generator=None):
+    """A loader; shuffled by ``generator`` when one is given."""
     # fork: DataLoader workers under the joblib launcher fail to start with spawn/forkserver
     # (measured, see shared/notes/ecosystem.md); in-memory tensors make fork cheap.
     context = (
@@ -60,16 +61,33 @@ def _loader(dataset, collate, batch_size: int, shuffle: bool, num_workers: int, 
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=generator is not None,
         collate_fn=collate,
         num_workers=num_workers,
         multiprocessing_context=context,
         persistent_workers=num_workers > 0,
-        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+        generator=generator,
     )
 
 
-class TextDataModule(L.LightningDataModule):
+class _ShuffledDataModule(L.LightningDataModule):
+    """Shuffles its training data with its own generator, seeded by the run's seed, whose
+    state checkpoints carry (``state_dict``): a resumed fit sees the same order of batches,
+    epoch after epoch, as a fit that was never interrupted."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+        self.shuffle_generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        return {"shuffle_generator": self.shuffle_generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.shuffle_generator.set_state(state["shuffle_generator"])
+
+
+class TextDataModule(_ShuffledDataModule):
     """A language-model corpus: ``train`` and ``val`` sentences, no images."""
 
     def __init__(
@@ -81,10 +99,10 @@ class TextDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ):
-        super().__init__()
+        super().__init__(seed)
         self.corpus, self.vocab = corpus, vocab
         self.batch_size, self.max_len = batch_size, max_len
-        self.num_workers, self.seed = num_workers, seed
+        self.num_workers = num_workers
         self.train_ids = encode_sentences(corpus.train, vocab, max_len)
         self.val_ids = encode_sentences(corpus.val, vocab, max_len)
 
@@ -93,9 +111,8 @@ class TextDataModule(L.LightningDataModule):
             _Sentences(self.train_ids),
             _Collate(),
             self.batch_size,
-            True,
             self.num_workers,
-            self.seed,
+            self.shuffle_generator,
         )
 
     def val_dataloader(self):
@@ -103,13 +120,11 @@ class TextDataModule(L.LightningDataModule):
             _Sentences(self.val_ids),
             _Collate(),
             self.batch_size,
-            False,
             self.num_workers,
-            self.seed,
         )
 
 
-class CaptionDataModule(L.LightningDataModule):
+class CaptionDataModule(_ShuffledDataModule):
     """Image features with their captions: one example per (image, reference caption)."""
 
     def __init__(
@@ -122,10 +137,10 @@ class CaptionDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ):
-        super().__init__()
+        super().__init__(seed)
         self.dataset, self.vocab = dataset, vocab
         self.batch_size, self.max_len = batch_size, max_len
-        self.num_workers, self.seed = num_workers, seed
+        self.num_workers = num_workers
         self.features = {
             s: torch.as_tensor(np.asarray(f), dtype=torch.float32) for s, f in features.items()
         }
@@ -151,9 +166,8 @@ class CaptionDataModule(L.LightningDataModule):
             _Sentences(ids, image_index),
             _Collate(self.features[split]),
             self.batch_size,
-            shuffle,
             self.num_workers,
-            self.seed,
+            self.shuffle_generator if shuffle else None,
         )
 
     def train_dataloader(self):

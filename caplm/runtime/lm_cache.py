@@ -25,7 +25,15 @@ from filelock import FileLock, Timeout
 from caplm.data.datamodules import TextDataModule
 from caplm.data.text import Vocabulary
 from caplm.data.types import Corpus
-from caplm.io import atomic_write, read_json, stable_hash, to_dict, write_json
+from caplm.io import (
+    UNREADABLE,
+    atomic_write,
+    move_aside,
+    read_json,
+    stable_hash,
+    to_dict,
+    write_json,
+)
 from caplm.models.common import constructor_args
 from caplm.models.language_model import LanguageModel
 from caplm.runtime.training import fit
@@ -89,8 +97,12 @@ def get_or_train(
             waited = True
     try:
         if (path / INFO_FILE).is_file():
-            log.info("LM %s found in the cache (%s)", key, path)
-            return _load(key, path, trained_here=False)
+            try:
+                cached = _load(key, path, trained_here=False)
+                log.info("LM %s found in the cache (%s)", key, path)
+                return cached
+            except UNREADABLE as err:  # truncated, emptied, or another key's files
+                move_aside(path, f"{err}; the LM is trained again")
         return _train(key, path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
     finally:
         lock.release()
@@ -102,7 +114,13 @@ def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
     log.info("training LM %s on %d sentences (%s)", key, len(corpus.train), corpus.name)
     L.seed_everything(seed, workers=True)
     model = LanguageModel(vocab_size=len(vocab), **constructor_args(LanguageModel, lm_cfg))
-    record = {"checkpoint": None, "epochs": 0, "train_time_s": 0.0, "history": []}
+    record = {
+        "checkpoint": None,
+        "epochs": 0,
+        "train_time_s": 0.0,
+        "history": [],
+        "resumed_after": [],
+    }
     fit_cfg = lm_cfg.fit
     if fit_cfg.max_epochs > 0:
         data = TextDataModule(
@@ -135,13 +153,18 @@ def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
         "val_sentences": len(corpus.val),
         "vocab_size": len(vocab),
         "params": sum(p.numel() for p in model.parameters()),
-        **{k: record[k] for k in ("epochs", "train_time_s", "history")},
+        **{k: record[k] for k in ("epochs", "train_time_s", "history", "resumed_after")},
     }
     write_json(path / INFO_FILE, info)  # last: marks the entry complete
     return _load(key, path, trained_here=True)
 
 
 def _load(key: str, path: Path, trained_here: bool) -> CachedLM:
+    """The entry at ``path``; raises one of ``UNREADABLE`` when any of its files is bad."""
+    info = read_json(path / INFO_FILE)
+    if not isinstance(info, dict) or info.get("key") != key:
+        found = info.get("key") if isinstance(info, dict) else info
+        raise ValueError(f"{path / INFO_FILE} is the entry of LM {found!r}, not of {key!r}")
     saved = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
     model = LanguageModel(**saved["hparams"])
     model.load_state_dict(saved["state_dict"])
@@ -151,6 +174,6 @@ def _load(key: str, path: Path, trained_here: bool) -> CachedLM:
         path,
         model,
         Vocabulary.load(path / VOCAB_FILE),
-        read_json(path / INFO_FILE),
+        info,
         trained_here,
     )

@@ -8,16 +8,21 @@ per job with ``lm-``/``capgen-`` prefixed metrics). :func:`report` adds a job's 
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from caplm.io import atomic_write
 from caplm.results import capgen_key
 
 log = logging.getLogger(__name__)
@@ -29,7 +34,56 @@ REACH_TIMEOUT_S = 3.0
 
 def csv_logger(save_dir: str, part: str, name: str = "logs") -> CSVLogger:
     """Metrics of one part in ``<save_dir>/<name>/<part>/metrics.csv``."""
-    return CSVLogger(save_dir=save_dir, name=name, version=part)
+    return ResumableCSVLogger(save_dir=save_dir, name=name, version=part)
+
+
+class _KeepingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that it leaves an earlier fit's ``metrics.csv`` for
+    :meth:`keep_epochs_before` to trim (Lightning's deletes it when it starts)."""
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if path.is_file():  # later rows are appended under the same header
+            with path.open(newline="") as f:
+                self.metrics_keys = sorted(csv.DictReader(f).fieldnames or [])
+
+    def keep_epochs_before(self, epoch: int) -> None:
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = list(reader.fieldnames or []), list(reader)
+        kept = [r for r in rows if r.get("epoch") and int(float(r["epoch"])) < epoch]
+        if not kept:
+            path.unlink()
+            return
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(kept)
+
+        atomic_write(path, write)
+        self.metrics_keys = sorted(fields)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """A CSV logger whose curves survive a resumed fit: the rows of the epochs a checkpoint
+    holds are kept, those of the interrupted epoch dropped, so each epoch is there once."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _KeepingWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _KeepingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+    def keep_epochs_before(self, epoch: int) -> None:
+        """Drop the rows of epochs >= ``epoch`` (0-based; 0 on a fresh fit drops them all)."""
+        self.experiment.keep_epochs_before(epoch)
 
 
 def wandb_logger(

@@ -7,26 +7,72 @@ fit resumes from ``last.ckpt`` and loses at most the epoch it was in.
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig
 
-from caplm.io import read_json, to_dict, write_json
+from caplm.io import UNREADABLE, move_aside, read_json, to_dict, write_json
 from caplm.runtime.devices import pin_trainer_devices
 
 MONITOR = "val/loss"
 
 
+class RNGState(Callback):
+    """Every random number generator a fit draws from (torch's on the CPU and each GPU,
+    numpy's, Python's), saved in each checkpoint and restored from it, so a resumed fit
+    draws (dropout masks, ...) exactly what an uninterrupted one draws. The data order is
+    the data module's own generator (``caplm.data.datamodules``), checkpointed likewise."""
+
+    def state_dict(self) -> dict:
+        state = {
+            "torch": torch.get_rng_state(),
+            "numpy": _numpy_state(),
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        _set_numpy_state(state["numpy"])
+        random.setstate(state["python"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _numpy_state() -> dict:
+    """numpy's global RNG state as tensors and numbers (checkpoints load with weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}  # fmt: skip
+
+
+def _set_numpy_state(s: dict) -> None:
+    keys = s["keys"].numpy().astype(np.uint32)
+    np.random.set_state((s["name"], keys, s["pos"], s["has_gauss"], s["cached_gaussian"]))
+
+
 class EpochHistory(Callback):
-    """Per-epoch metrics and wall time, kept in checkpoints so a resumed fit keeps them."""
+    """Per-epoch metrics and wall time, kept in checkpoints so a resumed fit keeps them, and
+    the epochs after which the fit was resumed (``resumed_after``)."""
 
     def __init__(self):
         self.epochs: list[dict] = []
+        self.resumed_after: list[int] = []
         self._start = 0.0
+
+    def on_train_start(self, trainer, pl_module):
+        # after any restore: curves of a resumed fit keep the epochs its checkpoint holds
+        for logger in trainer.loggers:
+            if hasattr(logger, "keep_epochs_before"):
+                logger.keep_epochs_before(trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
@@ -48,10 +94,11 @@ class EpochHistory(Callback):
         return sum(r["time_s"] for r in self.epochs)
 
     def state_dict(self):
-        return {"epochs": self.epochs}
+        return {"epochs": self.epochs, "resumed_after": self.resumed_after}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state):  # called when a fit resumes from a checkpoint
         self.epochs = list(state["epochs"])
+        self.resumed_after = [*state.get("resumed_after", []), len(self.epochs)]
 
 
 #: The settings of an ``lm.fit`` / ``model.fit`` config node.
@@ -101,7 +148,7 @@ def make_trainer(
         gradient_clip_val=fit_cfg.get("gradient_clip_val"),
         logger=logger,
         # extra callbacks first: metrics they log are then seen by the history and checkpoints
-        callbacks=[*callbacks, history, *checkpoints, *stopping],
+        callbacks=[*callbacks, history, RNGState(), *checkpoints, *stopping],
         default_root_dir=str(ckpt_dir),
     )
     return trainer, history
@@ -120,7 +167,8 @@ def fit(
     extra=None,
 ) -> dict:
     """Fit, leave the kept checkpoint's weights in ``model``, and return
-    ``{"checkpoint", "epochs", "train_time_s", "history"}``.
+    ``{"checkpoint", "epochs", "train_time_s", "history", "resumed_after"}`` (the epochs
+    after which an interrupted fit was resumed: ``[]`` when it never was).
 
     Resumes from ``ckpt_dir/last.ckpt`` when an earlier fit was interrupted; when an earlier
     fit finished (``fit_done.json`` written), returns its record without training again.
@@ -130,10 +178,15 @@ def fit(
     ckpt_dir = Path(ckpt_dir)
     done = ckpt_dir / DONE
     if done.is_file():
-        record = read_json(done)
-        _load_weights(model, ckpt_dir, record)
-        return record
+        try:
+            record = read_json(done)
+            _load_weights(model, ckpt_dir, record)
+            return record
+        except UNREADABLE as err:  # the fit is redone from scratch: same seed, same result
+            move_aside(ckpt_dir, f"{err}; fitting again from scratch")
     last = ckpt_dir / "last.ckpt"
+    if last.is_file() and not _readable(last):
+        move_aside(last, f"not a loadable checkpoint; fitting {type(model).__name__} from scratch")
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
     checkpoint = trainer.checkpoint_callback.best_model_path if keep == "best" else str(last)
     record = {
@@ -141,6 +194,7 @@ def fit(
         "epochs": len(history.epochs),
         "train_time_s": history.train_time_s,
         "history": history.epochs,
+        "resumed_after": history.resumed_after,
         **(extra() if extra else {}),
     }
     write_json(done, record)
@@ -152,3 +206,11 @@ def _load_weights(model: L.LightningModule, ckpt_dir: Path, record: dict) -> Non
     if record["checkpoint"]:
         state = torch.load(ckpt_dir / record["checkpoint"], map_location="cpu", weights_only=False)
         model.load_state_dict(state["state_dict"])
+
+
+def _readable(checkpoint: Path) -> bool:
+    try:
+        torch.load(checkpoint, map_location="cpu", weights_only=False)
+        return True
+    except UNREADABLE:
+        return False

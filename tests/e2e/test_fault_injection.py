@@ -1,0 +1,100 @@
+"""Kill a real job with SIGKILL at several points, run the same command again, and get the
+results of a job that was never interrupted: same metrics, each epoch's curve row once."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from caplm.results import COMPLETE, RESULTS_FILE
+from tests.e2e.test_sweeps import _finish, _train
+
+ARGS = [
+    "transfer=init",
+    "data.shapes.num_train=60",
+    "lm.fit.max_epochs=4",
+    "lm.fit.early_stopping=false",
+    "model.fit.max_epochs=4",
+    "model.fit.patience=null",
+    "logger=csv",
+    "threads=1",
+]
+#: Bookkeeping that differs between any two runs (and whether the LM was trained by this job).
+NOT_COMPARED = {
+    "job/total_time_s",
+    "job/finished",
+    "job/pid",
+    "job/host",
+    "job/overrides",  # paths.data_dir differs
+    "lm/train_time_s",
+    "capgen/train_time_s",
+    "lm/trained_here",
+    "lm/resumed_after",
+    "capgen/resumed_after",
+}
+#: Where to kill: the file whose appearance means the job is inside that stage.
+KILL_POINTS = {
+    "lm_training": "data/cache/lm/*/checkpoints/last.ckpt",
+    "generator_training": "job/checkpoints/last.ckpt",
+    "evaluation": "job/checkpoints/fit_done.json",
+}
+
+
+def run_job(tmp: Path, kill_when: str | None = None):
+    """The job in ``tmp/job``; killed as soon as ``tmp/<kill_when>`` exists, if given."""
+    args = [*ARGS, f"hydra.run.dir={tmp / 'job'}"]
+    if kill_when is None:
+        _finish(_train(args, tmp))
+        return None
+    proc = _train(args, tmp, start_new_session=True)
+    deadline = time.time() + 240
+    while not list(tmp.glob(kill_when)) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    return proc.returncode
+
+
+def metrics(tmp: Path) -> dict:
+    results = json.loads((tmp / "job" / RESULTS_FILE).read_text())
+    assert results["job/status"] == COMPLETE
+    return {k: v for k, v in results.items() if k not in NOT_COMPARED}
+
+
+def curve_epochs(tmp: Path, part: str) -> list[int]:
+    """The epochs of the validation rows of a part's metrics.csv."""
+    with (tmp / "job" / "logs" / part / "metrics.csv").open(newline="") as f:
+        return [int(float(r["epoch"])) for r in csv.DictReader(f) if r.get("val/loss")]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    run_job(tmp)
+    return tmp
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_job_killed_anywhere_ends_with_the_results_of_an_uninterrupted_one(
+    uninterrupted, tmp_path, point
+):
+    returncode = run_job(tmp_path, kill_when=KILL_POINTS[point])
+    assert returncode == -signal.SIGKILL
+    assert not (tmp_path / "job" / RESULTS_FILE).exists(), "killed too late"
+
+    run_job(tmp_path)  # the same command again
+    assert metrics(tmp_path) == metrics(uninterrupted)
+    results = json.loads((tmp_path / "job" / RESULTS_FILE).read_text())
+    if point == "lm_training":
+        assert results["lm/resumed_after"] and results["lm/epochs"] == 4
+    if point == "generator_training":
+        assert results["capgen/resumed_after"] and results["capgen/epochs"] == 4
+        assert curve_epochs(tmp_path, "capgen") == [0, 1, 2, 3]  # each epoch once
+    if point == "evaluation":
+        assert results["capgen/resumed_after"] == []  # the fit was done: reloaded, not resumed
