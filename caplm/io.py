@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 log = logging.getLogger(__name__)
 
 #: What reading a truncated, emptied or corrupted file raises (JSON, torch, numpy, zip).
@@ -97,3 +99,20 @@ def move_aside(path: str | Path, reason: object) -> Path:
     os.replace(path, aside)
     log.warning("%s is unreadable (%s); moved aside to %s", path, reason, aside.name)
     return aside
+
+
+def build_lock(path: str | Path, what: str) -> FileLock:
+    """The lock that guards building ``path`` (``<path>.lock``), its folder created. Taken
+    only when something must be built, so a complete read-only cache is used as it is; where
+    the folder cannot be written, a PermissionError says what cannot be built where."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError(f"{path.parent} is not writable")
+    except OSError as err:
+        raise PermissionError(
+            f"cannot build {what} at {path}: {err}. Point the cache at a writable folder "
+            "(paths.cache_dir, or CAPLM_DATA_DIR), or build it there once where it can be written"
+        ) from err
+    return FileLock(f"{path}.lock")

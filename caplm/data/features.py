@@ -20,13 +20,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 from tqdm import tqdm
 
 from caplm.data.encoders import ImageEncoder, build_encoder
 from caplm.data.text import read_utf8
 from caplm.data.types import CaptionDataset
-from caplm.io import atomic_write, stable_hash, to_dict
+from caplm.io import atomic_write, build_lock, move_aside, stable_hash, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +56,19 @@ def encode_dataset(
 ) -> dict[str, np.ndarray]:
     """Features of every image of ``dataset`` by ``encoder``, cached under ``cache_dir``."""
     path = Path(cache_dir) / "features" / f"{stable_hash([dataset.key, encoder.identity()])}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
-        if path.is_file():
+    if path.is_file():  # complete (written atomically): read without a lock, as read-only caches
+        try:
+            features = _read_cache(path, dataset)
             log.info("features of %s from the cache %s", dataset.name, path)
-            return _read_cache(path, dataset)
+            return features
+        except ValueError:
+            pass  # moved aside and rebuilt below, under the lock
+    with build_lock(path, f"the features of {dataset.name}"):
+        if path.is_file():
+            try:
+                return _read_cache(path, dataset)
+            except ValueError as err:
+                move_aside(path, f"{err}; encoding the images again")
         if dataset.load_image is None:
             raise ValueError(
                 f"dataset {dataset.name} has no images to encode (data.images_dir is not set); "

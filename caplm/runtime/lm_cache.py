@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from caplm.data.datamodules import TextDataModule
 from caplm.data.text import Vocabulary
@@ -28,6 +28,7 @@ from caplm.data.types import Corpus
 from caplm.io import (
     UNREADABLE,
     atomic_write,
+    build_lock,
     move_aside,
     read_json,
     stable_hash,
@@ -84,8 +85,14 @@ def get_or_train(
     identity = lm_identity(lm_cfg, corpus, vocab, seed)
     key = stable_hash(identity)
     path = Path(cache_dir) / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path) + ".lock")
+    if (path / INFO_FILE).is_file():  # complete: no lock needed, so read-only caches work
+        try:
+            cached = _load(key, path, trained_here=False)
+            log.info("LM %s found in the cache (%s)", key, path)
+            return cached
+        except UNREADABLE:
+            pass  # moved aside and trained again below, under the lock
+    lock = build_lock(path, f"language model {key}")
     waited = False
     while True:
         try:

@@ -214,7 +214,7 @@ def test_encoder_features_with_nan_are_refused_and_not_cached(tmp_path):
     assert cache.is_file()
 
 
-def test_a_feature_cache_with_nan_names_the_cache_file(tmp_path):
+def test_a_bad_feature_cache_is_named_moved_aside_and_rebuilt(tmp_path, caplog):
     ds = _dataset()
     good = encode_dataset(ds, _MeanEncoder(), tmp_path)
     (cache,) = (tmp_path / "features").glob("*.npz")
@@ -223,16 +223,38 @@ def test_a_feature_cache_with_nan_names_the_cache_file(tmp_path):
     arrays["train"][4, 1] = np.inf
     with open(cache, "wb") as f:
         np.savez(f, **arrays)
-    with pytest.raises(ValueError) as err:
-        encode_dataset(ds, _MeanEncoder(), tmp_path)
-    assert str(err.value) == (
+    with caplog.at_level(logging.WARNING):
+        again = encode_dataset(ds, _MeanEncoder(), tmp_path)
+    assert (
         f"{cache} (feature cache, train split): 1 of 5 feature rows are not finite; the first "
-        "is row 4 (image 'train4.jpg'), which holds inf; delete the cache file and run again"
+        "is row 4 (image 'train4.jpg'), which holds inf" in caplog.text
     )
-    cache.unlink()
-    again = encode_dataset(ds, _MeanEncoder(), tmp_path)
+    assert "moved aside" in caplog.text
+    (aside,) = (tmp_path / "features").glob("*.bad-*")
+    with np.load(aside) as z:
+        assert np.isinf(z["train"][4, 1])  # kept as it was
     for split in good:
         np.testing.assert_array_equal(again[split], good[split])
+    cache.write_bytes(cache.read_bytes()[:100])  # truncated
+    rebuilt = encode_dataset(ds, _MeanEncoder(), tmp_path)
+    np.testing.assert_array_equal(rebuilt["test"], good["test"])
+    assert len(list((tmp_path / "features").glob("*.bad-*"))) == 2
+
+
+def test_a_complete_feature_cache_is_read_without_a_lock(tmp_path, monkeypatch):
+    from caplm.data import features as module
+
+    ds = _dataset()
+    good = encode_dataset(ds, _MeanEncoder(), tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "features").iterdir()}
+
+    def no_building(*args):
+        raise AssertionError("a complete cache must be used without building or locking")
+
+    monkeypatch.setattr(module, "build_lock", no_building)
+    again = encode_dataset(ds, _MeanEncoder(), tmp_path)  # as on a read-only file system
+    np.testing.assert_array_equal(again["train"], good["train"])
+    assert before == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "features").iterdir()}
 
 
 # -- encoders -------------------------------------------------------------------------------

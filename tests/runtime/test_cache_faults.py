@@ -73,3 +73,34 @@ def test_a_damaged_checkpoint_restarts_the_fit_with_the_same_result(
     assert second["epochs"] == record["epochs"] and second["resumed_after"] == []
     assert "moved aside" in caplog.text and "from scratch" in caplog.text
     assert list(Path(tmp_path).rglob("*.bad-*"))
+
+
+def test_a_complete_lm_cache_is_used_without_writing_or_locking(make_cfg, tmp_path, monkeypatch):
+    from caplm.runtime import lm_cache
+
+    lm, trainer = lm_and_trainer(make_cfg)
+    vocab = Vocabulary.build(SENTENCES)
+    first = get_or_train(lm, corpus(), vocab, 1, tmp_path, trainer)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+
+    def no_building(*args):
+        raise AssertionError("a complete entry must be used without building or locking")
+
+    monkeypatch.setattr(lm_cache, "build_lock", no_building)
+    again = get_or_train(lm, corpus(), vocab, 1, tmp_path, trainer)  # as on a read-only cache
+    assert not again.trained_here and same_weights(first.model, again.model)
+    assert before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+
+
+def test_what_cannot_be_built_where_is_said(tmp_path, monkeypatch):
+    from caplm.io import build_lock
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(30, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(PermissionError) as err:
+        build_lock(tmp_path / "lm" / "abc", "language model abc")
+    message = str(err.value)
+    assert message.startswith(f"cannot build language model abc at {tmp_path}/lm/abc: ")
+    assert "Read-only file system" in message and "CAPLM_DATA_DIR" in message

@@ -28,7 +28,7 @@ from caplm.data.shapes.render import render_scene
 from caplm.data.shapes.scene import sample_scene
 from caplm.data.text import tokenize
 from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
-from caplm.io import atomic_write
+from caplm.io import atomic_write, move_aside
 
 EXTRA_PARTS = ("train", "val")
 
@@ -76,9 +76,17 @@ def make_shapes_dataset(
     path = Path(cache_dir) / "shapes" / f"{key}.npz" if cache_dir is not None else None
     data = _load(path, key, config) if path is not None and path.exists() else None
     if data is None:
+        if path is not None and path.exists():
+            move_aside(path, "see the warning above; generating the dataset again")
         data = _generate(config)
         if path is not None:
-            _save(path, key, *data)
+            try:
+                _save(path, key, *data)
+            except OSError as err:  # e.g. a read-only shared cache: generating is cheap
+                warnings.warn(
+                    f"cannot cache the shapes dataset at {path} ({err}); it is not kept",
+                    stacklevel=2,
+                )
     images, records = data
 
     splits, scenes, where = {}, {}, {}
