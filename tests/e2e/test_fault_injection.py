@@ -98,3 +98,35 @@ def test_a_job_killed_anywhere_ends_with_the_results_of_an_uninterrupted_one(
         assert curve_epochs(tmp_path, "capgen") == [0, 1, 2, 3]  # each epoch once
     if point == "evaluation":
         assert results["capgen/resumed_after"] == []  # the fit was done: reloaded, not resumed
+
+
+def test_a_multirun_killed_in_its_second_job_ends_as_if_never_interrupted(
+    tmp_path_factory,
+):
+    def sweep(tmp: Path, kill_when: str | None = None):
+        args = ["-m", *ARGS, "seed=1,2", f"hydra.sweep.dir={tmp / 'sweep'}"]
+        if kill_when is None:
+            return _finish(_train(args, tmp))
+        proc = _train(args, tmp, start_new_session=True)
+        deadline = time.time() + 240
+        while not list(tmp.glob(kill_when)) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+
+    def results(tmp: Path) -> dict:
+        return {
+            p.parent.name: {
+                k: v for k, v in json.loads(p.read_text()).items() if k not in NOT_COMPARED
+            }
+            for p in (tmp / "sweep").glob(f"*/{RESULTS_FILE}")
+        }
+
+    clean, killed = tmp_path_factory.mktemp("clean"), tmp_path_factory.mktemp("killed")
+    sweep(clean)
+    sweep(killed, kill_when="sweep/*seed=2*/checkpoints/last.ckpt")
+    assert len(results(killed)) == 1  # the first job finished, the second did not
+    out = sweep(killed)
+    assert out.count("complete results found; skipping") == 1
+    assert results(killed) == results(clean) and len(results(clean)) == 2
