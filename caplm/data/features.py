@@ -3,7 +3,8 @@ dataset's order.
 
 They come either from a precomputed file (``data.features_file``, keyed by image file
 name) or from the configured image encoder, computed once and cached at
-``<cache_dir>/features/<hash of dataset key and encoder identity>.npz``; a lock makes parallel
+``<cache_dir>/features/<hash of dataset key, encoder identity and, for images read from disk,
+the image files' content>.npz``; a lock makes parallel
 jobs that need the same features wait for one of them instead of all encoding.
 
 Every value must be finite: a row with NaN or inf (from the file, from a float64 value too
@@ -13,6 +14,7 @@ rather than found by the metrics after training.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import zipfile
@@ -25,9 +27,19 @@ from tqdm import tqdm
 from caplm.data.encoders import ImageEncoder, build_encoder
 from caplm.data.text import read_utf8
 from caplm.data.types import CaptionDataset
-from caplm.io import atomic_write, build_lock, move_aside, stable_hash, to_dict
+from caplm.io import (
+    atomic_write,
+    build_lock,
+    move_aside,
+    read_json,
+    stable_hash,
+    to_dict,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
+#: Where the image files' content hashes are remembered, under the cache folder.
+FINGERPRINTS = "features/image_hashes.json"
 
 FEATURE_FILES = (
     ".npz with arrays 'features' (N, F) and 'ids' (N,) | "
@@ -55,7 +67,10 @@ def encode_dataset(
     dataset: CaptionDataset, encoder: ImageEncoder, cache_dir: str | Path
 ) -> dict[str, np.ndarray]:
     """Features of every image of ``dataset`` by ``encoder``, cached under ``cache_dir``."""
-    path = Path(cache_dir) / "features" / f"{stable_hash([dataset.key, encoder.identity()])}.npz"
+    source = [dataset.key, encoder.identity()]
+    if dataset.image_files:  # images on disk: their content, not their paths, keys the cache
+        source.append(images_fingerprint(dataset.image_files, Path(cache_dir) / FINGERPRINTS))
+    path = Path(cache_dir) / "features" / f"{stable_hash(source)}.npz"
     if path.is_file():  # complete (written atomically): read without a lock, as read-only caches
         try:
             features = _read_cache(path, dataset)
@@ -114,6 +129,35 @@ def encode_dataset(
             path,
         )
         return features
+
+
+def images_fingerprint(files: dict[str, Path], memo_path: Path) -> str:
+    """A hash of the content of every image file (image id -> path). Each file's sha256 is
+    remembered in ``memo_path`` by its path, size and modification time, so a file is read
+    again only when it changed; a missing file counts as such (the encoder names it later)."""
+    try:
+        memo = read_json(memo_path) if memo_path.is_file() else {}
+    except ValueError:
+        memo = {}  # a damaged memo only costs hashing again
+    digests, changed = {}, False
+    for image_id, file in sorted(files.items()):
+        try:
+            st = file.stat()
+        except OSError:
+            digests[image_id] = "missing"
+            continue
+        where = str(file.resolve())
+        stamp = [st.st_size, st.st_mtime_ns]
+        if memo.get(where, [None])[:2] != stamp:
+            memo[where] = [*stamp, hashlib.sha256(file.read_bytes()).hexdigest()]
+            changed = True
+        digests[image_id] = memo[where][2]
+    if changed:
+        try:
+            write_json(memo_path, memo)
+        except OSError:  # a read-only cache: hashed again next time
+            pass
+    return stable_hash(digests)
 
 
 def read_feature_file(path: str | Path) -> tuple[list[str], np.ndarray]:

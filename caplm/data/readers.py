@@ -142,6 +142,7 @@ def read_karpathy_json(
         splits=splits,
         key=stable_hash({"karpathy_json": _file_hash(path), "restval": restval}),
         load_image=_image_loader(files, images_dir),
+        image_files=_image_files(files, images_dir),
         info={"annotations": str(path), "images_dir": _str(images_dir), **_counts(splits)},
     )
 
@@ -218,6 +219,7 @@ def read_flickr8k_text(
         splits=splits,
         key=stable_hash({"flickr8k_text": hashes}),
         load_image=_image_loader({name: name for name in seen}, images_dir),
+        image_files=_image_files({name: name for name in seen}, images_dir),
         info={"token_file": str(token_file), "images_dir": _str(images_dir), **_counts(splits)},
     )
 
@@ -309,6 +311,10 @@ def _check_splits(splits: dict[str, list[CaptionImage]], *files: Path) -> None:
         if not images:
             names = ", ".join(str(f) for f in files)
             raise ValueError(f"{names}: split '{split}' has no images; every split needs some")
+
+
+def _image_files(files: dict[str, str], images_dir) -> dict[str, Path]:
+    return {} if images_dir is None else {i: Path(images_dir) / f for i, f in files.items()}
 
 
 def _image_loader(files: dict[str, str], images_dir):

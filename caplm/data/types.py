@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +26,10 @@ class CaptionDataset:
 
     ``load_image(image_id)`` returns an RGB ``uint8`` array of shape (H, W, 3); it is what the
     image encoder reads (``None`` when the dataset comes with precomputed features only).
-    ``key`` identifies the dataset's content for caches (same key, same images and captions).
+    ``key`` identifies the captions and splits for caches; ``image_files`` (image id -> file)
+    names the image files of data read from disk, so caches of what is computed from the
+    images are keyed by those files' content too (generated data holds its images in memory,
+    a pure function of ``key``, and leaves it empty).
     """
 
     name: str
@@ -33,6 +37,7 @@ class CaptionDataset:
     key: str
     load_image: Callable[[str], np.ndarray] | None = None
     info: dict = field(default_factory=dict)
+    image_files: dict[str, Path] = field(default_factory=dict)
 
     def sentences(self, split: str) -> list[list[str]]:
         """Every tokenised reference caption of a split, image by image."""

@@ -1,6 +1,7 @@
 import json
 import logging
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -420,3 +421,35 @@ def test_images_on_disk_end_to_end(tmp_path):
     no_images = read_karpathy_json(ann)
     with pytest.raises(ValueError, match="set data.images_dir, or data.features_file"):
         load_features({"encoder": SMALL}, no_images, tmp_path / "cache2")
+
+
+def _disk_dataset(tmp_path, pixels):
+    """A dataset whose images are PNG files under tmp_path/images (one per split)."""
+    (tmp_path / "images").mkdir(exist_ok=True)
+    files = {}
+    for split, value in zip(("train", "val", "test"), pixels, strict=True):
+        name = f"{split}.png"
+        Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(tmp_path / "images" / name)
+        files[name] = tmp_path / "images" / name
+    splits = {s: [CaptionImage(f"{s}.png", [["a"]], ["a"])] for s in ("train", "val", "test")}
+    return CaptionDataset(
+        "disk", splits, key="same-captions",
+        load_image=lambda i: read_image(files[i]), image_files=files,
+    )  # fmt: skip
+
+
+def test_the_feature_cache_follows_the_images_content_not_their_paths(tmp_path):
+    from caplm.data.features import FINGERPRINTS
+
+    ds = _disk_dataset(tmp_path, (10, 20, 30))
+    first = encode_dataset(ds, _MeanEncoder(), tmp_path)
+    assert first["train"][0, 0] == pytest.approx(10)
+    memo = json.loads((tmp_path / FINGERPRINTS).read_text())
+    assert sorted(Path(p).name for p in memo) == ["test.png", "train.png", "val.png"]
+    again = encode_dataset(ds, _MeanEncoder(), tmp_path)  # the same files: the cache
+    np.testing.assert_array_equal(again["train"], first["train"])
+    assert len(list((tmp_path / "features").glob("*.npz"))) == 1
+    # new pictures at the same paths, same captions: new features, not the stale ones
+    new = encode_dataset(_disk_dataset(tmp_path, (10, 99, 30)), _MeanEncoder(), tmp_path)
+    assert new["val"][0, 0] == pytest.approx(99) and new["train"][0, 0] == pytest.approx(10)
+    assert len(list((tmp_path / "features").glob("*.npz"))) == 2
