@@ -116,3 +116,34 @@ def build_lock(path: str | Path, what: str) -> FileLock:
             "(paths.cache_dir, or CAPLM_DATA_DIR), or build it there once where it can be written"
         ) from err
     return FileLock(f"{path}.lock")
+
+
+def file_digests(files: dict[str, Path], memo_path: Path) -> dict[str, str]:
+    """name -> sha256 of each file's content (``missing`` for a file that is not there).
+
+    Each digest is remembered in ``memo_path`` by the file's resolved path, size and
+    modification time, so a file is read again only when it changed. A damaged memo costs
+    only hashing again; one that cannot be written (a read-only cache) is not kept.
+    """
+    try:
+        memo = read_json(memo_path) if memo_path.is_file() else {}
+    except ValueError:
+        memo = {}
+    digests, changed = {}, False
+    for name, file in sorted(files.items()):
+        try:
+            st = Path(file).stat()
+        except OSError:
+            digests[name] = "missing"
+            continue
+        where, stamp = str(Path(file).resolve()), [st.st_size, st.st_mtime_ns]
+        if memo.get(where, [None])[:2] != stamp:
+            memo[where] = [*stamp, hashlib.sha256(Path(file).read_bytes()).hexdigest()]
+            changed = True
+        digests[name] = memo[where][2]
+    if changed:
+        try:
+            write_json(memo_path, memo)
+        except OSError:
+            pass
+    return digests

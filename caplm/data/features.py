@@ -14,7 +14,6 @@ rather than found by the metrics after training.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import zipfile
@@ -30,16 +29,16 @@ from caplm.data.types import CaptionDataset
 from caplm.io import (
     atomic_write,
     build_lock,
+    file_digests,
     move_aside,
-    read_json,
     stable_hash,
     to_dict,
-    write_json,
 )
 
 log = logging.getLogger(__name__)
-#: Where the image files' content hashes are remembered, under the cache folder.
-FINGERPRINTS = "features/image_hashes.json"
+#: Where the content hashes of input files (images, annotations, ...) are remembered, under
+#: the cache folder.
+FINGERPRINTS = "file_hashes.json"
 
 FEATURE_FILES = (
     ".npz with arrays 'features' (N, F) and 'ids' (N,) | "
@@ -132,32 +131,8 @@ def encode_dataset(
 
 
 def images_fingerprint(files: dict[str, Path], memo_path: Path) -> str:
-    """A hash of the content of every image file (image id -> path). Each file's sha256 is
-    remembered in ``memo_path`` by its path, size and modification time, so a file is read
-    again only when it changed; a missing file counts as such (the encoder names it later)."""
-    try:
-        memo = read_json(memo_path) if memo_path.is_file() else {}
-    except ValueError:
-        memo = {}  # a damaged memo only costs hashing again
-    digests, changed = {}, False
-    for image_id, file in sorted(files.items()):
-        try:
-            st = file.stat()
-        except OSError:
-            digests[image_id] = "missing"
-            continue
-        where = str(file.resolve())
-        stamp = [st.st_size, st.st_mtime_ns]
-        if memo.get(where, [None])[:2] != stamp:
-            memo[where] = [*stamp, hashlib.sha256(file.read_bytes()).hexdigest()]
-            changed = True
-        digests[image_id] = memo[where][2]
-    if changed:
-        try:
-            write_json(memo_path, memo)
-        except OSError:  # a read-only cache: hashed again next time
-            pass
-    return stable_hash(digests)
+    """A hash of the content of every image file (image id -> path); see ``file_digests``."""
+    return stable_hash(file_digests(files, memo_path))
 
 
 def read_feature_file(path: str | Path) -> tuple[list[str], np.ndarray]:

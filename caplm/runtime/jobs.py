@@ -27,7 +27,8 @@ from pathlib import Path
 from filelock import FileLock
 from omegaconf import DictConfig
 
-from caplm.io import read_json, stable_hash, to_dict, write_json
+from caplm.data.features import FINGERPRINTS
+from caplm.io import file_digests, read_json, stable_hash, to_dict, write_json
 from caplm.models.transfer.modes import uses_lm
 from caplm.results import (
     COMPLETE,
@@ -53,7 +54,26 @@ def job_identity(cfg: DictConfig) -> dict:
     if not uses_lm(cfg.transfer.mode):
         identity.pop("corpus", None)
         identity.pop("lm", None)
+    files = {}
+    for group in ("data", "corpus"):
+        if group in identity:
+            files.update(_input_files(group, identity[group]))
+    if files:  # a file's new content at the same path is another job, not a complete one
+        identity["inputs"] = file_digests(files, Path(cfg.paths.cache_dir) / FINGERPRINTS)
     return identity
+
+
+def _input_files(where: str, node) -> dict[str, Path]:
+    """Config entries (``data.annotations``, ...) that name an existing file."""
+    if isinstance(node, dict):
+        return {
+            k: v
+            for key, sub in node.items()
+            for k, v in _input_files(f"{where}.{key}", sub).items()
+        }
+    if isinstance(node, str) and node and Path(node).is_file():
+        return {where: Path(node)}
+    return {}
 
 
 def grid_cell(cfg: DictConfig) -> dict:
@@ -124,8 +144,9 @@ class Job:
                 continue
             if old.get(CONFIG_HASH) != self.key:
                 raise RuntimeError(
-                    f"{path} was made with a different config than this job's (config hash "
-                    f"{old.get(CONFIG_HASH)} vs {self.key}). Delete {self.dir} to start "
+                    f"{path} was made with a different config than this job's, or from input "
+                    f"files that have changed since (config hash {old.get(CONFIG_HASH)} vs "
+                    f"{self.key}). Delete {self.dir} to start "
                     "it afresh, or write this run elsewhere (hydra.sweep.dir=... / "
                     "hydra.run.dir=..., or another task_name)."
                 )

@@ -96,3 +96,21 @@ def test_an_identical_job_of_the_sweep_is_reused(make_cfg, tmp_path):
     with second.claim() as done:
         assert done["x"] == 1 and done[job_key("reused_from")] == "a"
     assert read_json(second.dir / "results.json")["x"] == 1
+
+
+def test_new_content_in_an_input_file_is_another_job(make_cfg, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a red circle\nsome blue squares\n")
+    overrides = ["transfer=init", "corpus=textfile", f"corpus.train_file={corpus}"]
+    first = Job(make_cfg(overrides))
+    assert set(first.identity["inputs"]) == {"corpus.train_file"}
+    assert Job(make_cfg(overrides)).key == first.key  # same file, same job
+    corpus.write_text("a red circle\nsome green squares\n")  # same path, new text
+    changed = Job(make_cfg(overrides))
+    assert changed.key != first.key
+    with first.claim():
+        first.finish({})
+    with pytest.raises(RuntimeError, match="different config"):  # never skipped as complete
+        with changed.claim():
+            pass
+    assert "inputs" not in job_identity(make_cfg())  # the embedded default names no file
