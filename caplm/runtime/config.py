@@ -74,7 +74,9 @@ def job_dirname(overrides) -> str:
         key, _, value = str(item).lstrip("+~").partition("=")
         if key.split(".")[0].split("/")[0] not in (*NOT_RESULTS, "experiment"):
             kept[key] = value
-    name = _dirname(sorted(kept.items()))
+    name = _dirname(
+        sorted(kept.items(), key=lambda kv: f"{kv[0]}={kv[1]}")
+    )  # as the overrides read
     if len(name) <= MAX_DIRNAME:
         return name
     last = {k: k.replace("/", ".").split(".")[-1] for k in kept}

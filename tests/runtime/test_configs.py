@@ -137,6 +137,10 @@ def test_job_dirname_is_one_short_folder_name_without_settings_that_do_not_chang
     from caplm.runtime.config import MAX_DIRNAME, job_dirname
 
     assert job_dirname([]) == "default"
+    # sorted as the overrides read ("." before "="): the folders of earlier sweeps keep their names
+    assert job_dirname(["corpus=captions", "corpus.size_exponent=0"]) == (
+        "corpus.size_exponent=0,corpus=captions"
+    )
     assert job_dirname(["seed=2", "data/encoder=small_cnn", "+experiment=x"]) == (
         "data.encoder=small_cnn,seed=2"
     )
