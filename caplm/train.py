@@ -56,6 +56,7 @@ def run(cfg: DictConfig) -> dict:
     with job.claim() as done:
         if done is not None:
             return done
+        loggers.set_aside_interrupted_runs(job.dir)
         try:
             results, captions, dataset, capgen_logger = _train_and_evaluate(cfg, job)
             job.finish(results)

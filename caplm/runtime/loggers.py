@@ -157,12 +157,36 @@ def build(logger_cfg, part: str) -> Logger | bool:
 
 
 def replay_history(logger: Logger | bool, history: list[dict]) -> None:
-    """Log a cached model's per-epoch curves into this job's logger (step = epoch)."""
+    """Log per-epoch curves again into this job's logger: a cached model's, or those of the
+    epochs a resumed fit restored (at each epoch's training step; histories without it: at
+    the epoch)."""
     if not logger:
         return
     for row in history:
-        metrics = {k: v for k, v in row.items() if k not in ("epoch", "time_s")}
-        logger.log_metrics(metrics, step=int(row["epoch"]))
+        metrics = {k: v for k, v in row.items() if k not in ("epoch", "time_s", "step")}
+        logger.log_metrics(metrics, step=int(row.get("step", row["epoch"])))
+
+
+def continue_curves(trainer_loggers, history: list[dict], epochs_done: int) -> None:
+    """Curves of a fit restored after ``epochs_done`` epochs hold each epoch once: a CSV log
+    keeps its rows of those epochs and drops the interrupted one's; a logger that starts a
+    new run (W&B, after :func:`set_aside_interrupted_runs`) is given those epochs again."""
+    for logger in trainer_loggers:
+        if hasattr(logger, "keep_epochs_before"):
+            logger.keep_epochs_before(epochs_done)
+        elif epochs_done:
+            replay_history(logger, history[:epochs_done])
+
+
+def set_aside_interrupted_runs(job_dir: str | Path) -> list[Path]:
+    """Rename the offline W&B runs of an interrupted attempt of this job to
+    ``interrupted-<name>``, so that ``wandb sync <job>/wandb/offline-run-*`` uploads only the
+    run that finishes, which holds every epoch once (they are kept, not deleted)."""
+    moved = []
+    for run in sorted(Path(job_dir, "wandb").glob("offline-run-*")):
+        moved.append(run.rename(run.with_name(f"interrupted-{run.name}")))
+        log.info("W&B run %s of an interrupted attempt set aside as %s", run, moved[-1].name)
+    return moved
 
 
 def report(

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from caplm.io import UNREADABLE, move_aside, read_json, to_dict, write_json
 from caplm.runtime.devices import pin_trainer_devices
+from caplm.runtime.loggers import continue_curves
 
 MONITOR = "val/loss"
 
@@ -70,9 +71,7 @@ class EpochHistory(Callback):
 
     def on_train_start(self, trainer, pl_module):
         # after any restore: curves of a resumed fit keep the epochs its checkpoint holds
-        for logger in trainer.loggers:
-            if hasattr(logger, "keep_epochs_before"):
-                logger.keep_epochs_before(trainer.current_epoch)
+        continue_curves(trainer.loggers, self.epochs, trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
@@ -86,6 +85,7 @@ class EpochHistory(Callback):
             return
         row = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         row["epoch"] = trainer.current_epoch + 1
+        row["step"] = trainer.global_step
         row["time_s"] = time.perf_counter() - self._start
         self.epochs.append(row)
 
@@ -181,6 +181,7 @@ def fit(
         try:
             record = read_json(done)
             _load_weights(model, ckpt_dir, record)
+            continue_curves(trainer.loggers, record["history"], record["epochs"])
             return record
         except UNREADABLE as err:  # the fit is redone from scratch: same seed, same result
             move_aside(ckpt_dir, f"{err}; fitting again from scratch")

@@ -130,3 +130,44 @@ def test_a_multirun_killed_in_its_second_job_ends_as_if_never_interrupted(
     out = sweep(killed)
     assert out.count("complete results found; skipping") == 1
     assert results(killed) == results(clean) and len(results(clean)) == 2
+
+
+def test_wandb_curves_of_a_resumed_job_hold_each_epoch_once(tmp_path, make_cfg, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    from lightning.pytorch.loggers import WandbLogger
+
+    from caplm.train import run
+
+    args = [a for a in ARGS if not a.startswith("logger=")] + [
+        "logger=wandb",
+        "logger.mode=offline",
+    ]
+    proc = _train([*args, f"hydra.run.dir={tmp_path / 'job'}"], tmp_path, start_new_session=True)
+    deadline = time.time() + 240
+    while not (tmp_path / "job/checkpoints/last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert list((tmp_path / "job" / "wandb").glob("offline-run-*"))  # the killed attempt's run
+
+    logged = []
+    log_metrics = WandbLogger.log_metrics
+
+    def spy(self, metrics, step=None):
+        logged.append((self._prefix, dict(metrics), step))
+        return log_metrics(self, metrics, step)
+
+    monkeypatch.setattr(WandbLogger, "log_metrics", spy)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    wandb.finish()
+    cfg = make_cfg([a for a in args if not a.startswith("threads")])  # the same job, in-process
+    results = run(cfg)
+    assert results["capgen/resumed_after"] and results["capgen/epochs"] == 4
+    val_steps = [step for p, m, step in logged if p == "capgen" and "val/loss" in m]
+    assert len(val_steps) == 4 == len(set(val_steps))  # restored epochs given again, each once
+    assert val_steps == sorted(val_steps)
+    lm_epochs = [m for p, m, _ in logged if p == "lm" and "val/loss" in m]
+    assert len(lm_epochs) == 4  # the cached LM's curves, replayed
+    runs = sorted(p.name for p in (tmp_path / "job" / "wandb").iterdir() if "run-" in p.name)
+    assert len([r for r in runs if r.startswith("offline-run-")]) == 1
+    assert any(r.startswith("interrupted-offline-run-") for r in runs)
