@@ -46,19 +46,23 @@ KILL_POINTS = {
 }
 
 
-def run_job(tmp: Path, kill_when: str | None = None):
-    """The job in ``tmp/job``; killed as soon as ``tmp/<kill_when>`` exists, if given."""
-    args = [*ARGS, f"hydra.run.dir={tmp / 'job'}"]
-    if kill_when is None:
-        _finish(_train(args, tmp))
-        return None
-    proc = _train(args, tmp, start_new_session=True)
+def kill_when(proc, tmp: Path, pattern: str) -> int:
+    """SIGKILL ``proc``'s process group as soon as a file matching ``tmp/pattern`` exists."""
     deadline = time.time() + 240
-    while not list(tmp.glob(kill_when)) and proc.poll() is None and time.time() < deadline:
+    while not list(tmp.glob(pattern)) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
     return proc.returncode
+
+
+def run_job(tmp: Path, kill_at: str | None = None):
+    """The job in ``tmp/job``; killed as soon as ``tmp/<kill_at>`` exists, if given."""
+    args = [*ARGS, f"hydra.run.dir={tmp / 'job'}"]
+    if kill_at is None:
+        _finish(_train(args, tmp))
+        return None
+    return kill_when(_train(args, tmp, start_new_session=True), tmp, kill_at)
 
 
 def metrics(tmp: Path) -> dict:
@@ -84,7 +88,7 @@ def uninterrupted(tmp_path_factory):
 def test_a_job_killed_anywhere_ends_with_the_results_of_an_uninterrupted_one(
     uninterrupted, tmp_path, point
 ):
-    returncode = run_job(tmp_path, kill_when=KILL_POINTS[point])
+    returncode = run_job(tmp_path, kill_at=KILL_POINTS[point])
     assert returncode == -signal.SIGKILL
     assert not (tmp_path / "job" / RESULTS_FILE).exists(), "killed too late"
 
@@ -103,17 +107,12 @@ def test_a_job_killed_anywhere_ends_with_the_results_of_an_uninterrupted_one(
 def test_a_multirun_killed_in_its_second_job_ends_as_if_never_interrupted(
     tmp_path_factory,
 ):
-    def sweep(tmp: Path, kill_when: str | None = None):
+    def sweep(tmp: Path, kill_at: str | None = None):
         args = ["-m", *ARGS, "seed=1,2", f"hydra.sweep.dir={tmp / 'sweep'}"]
-        if kill_when is None:
+        if kill_at is None:
             return _finish(_train(args, tmp))
         proc = _train(args, tmp, start_new_session=True)
-        deadline = time.time() + 240
-        while not list(tmp.glob(kill_when)) and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.005)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        assert proc.returncode == -signal.SIGKILL
+        assert kill_when(proc, tmp, kill_at) == -signal.SIGKILL
 
     def results(tmp: Path) -> dict:
         return {
@@ -125,7 +124,7 @@ def test_a_multirun_killed_in_its_second_job_ends_as_if_never_interrupted(
 
     clean, killed = tmp_path_factory.mktemp("clean"), tmp_path_factory.mktemp("killed")
     sweep(clean)
-    sweep(killed, kill_when="sweep/*seed=2*/checkpoints/last.ckpt")
+    sweep(killed, kill_at="sweep/*seed=2*/checkpoints/last.ckpt")
     assert len(results(killed)) == 1  # the first job finished, the second did not
     out = sweep(killed)
     assert out.count("complete results found; skipping") == 1
@@ -143,11 +142,7 @@ def test_wandb_curves_of_a_resumed_job_hold_each_epoch_once(tmp_path, make_cfg, 
         "logger.mode=offline",
     ]
     proc = _train([*args, f"hydra.run.dir={tmp_path / 'job'}"], tmp_path, start_new_session=True)
-    deadline = time.time() + 240
-    while not (tmp_path / "job/checkpoints/last.ckpt").exists() and time.time() < deadline:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    assert kill_when(proc, tmp_path, "job/checkpoints/last.ckpt") == -signal.SIGKILL
     assert list((tmp_path / "job" / "wandb").glob("offline-run-*"))  # the killed attempt's run
 
     logged = []
