@@ -167,6 +167,15 @@ class Problems(list):
         if not ok:
             self.add(key, f"is {value!r}; must be {must}")
 
+    def one_of(self, key: str, value, choices) -> None:
+        self.value(key, value, value in choices, f"one of {', '.join(choices)}")
+
+    def known(self, key: str, value, choices, what: str) -> bool:
+        """Whether ``value`` names one of ``choices`` (the ``what``: formats, encoders, ...)."""
+        if value not in choices:
+            self.add(key, f"is {value!r}; known {what}: {', '.join(choices)}")
+        return value in choices
+
 
 def source(key: str) -> str:
     """The group file a key comes from, e.g. ``conf/model/merge.yaml`` for ``model.lr``."""
@@ -210,8 +219,7 @@ def _check_paths(cfg, p: Problems) -> None:
 def _check_data(cfg, p: Problems) -> None:
     data = cfg.data
     fmt = data.get("format")
-    if fmt not in FORMATS:
-        p.add("data.format", f"is {fmt!r}; known formats: {', '.join(FORMATS)}")
+    if not p.known("data.format", fmt, FORMATS, "formats"):
         return
     p.keys("data", data, (*DATA_KEYS, *FORMAT_KEYS[fmt]))
     p.value("data.min_word_freq", data.get("min_word_freq"), _int(data.get("min_word_freq"), 1),
@@ -221,22 +229,18 @@ def _check_data(cfg, p: Problems) -> None:
     p.value("data.num_workers", data.get("num_workers"), _int(data.get("num_workers")),
             "an integer >= 0")  # fmt: skip
     if "empty_captions" in data:
-        p.value("data.empty_captions", data.empty_captions, data.empty_captions in EMPTY_CAPTIONS,
-                f"one of {', '.join(EMPTY_CAPTIONS)}")  # fmt: skip
+        p.one_of("data.empty_captions", data.empty_captions, EMPTY_CAPTIONS)
     encoder = data.get("encoder")
     if encoder is not None and not data.get("features_file"):
         name = encoder.get("name")
-        if name not in ENCODERS:
-            p.add("data.encoder.name", f"is {name!r}; known encoders: {', '.join(ENCODERS)}")
-        else:
+        if p.known("data.encoder.name", name, ENCODERS, "encoders"):
             p.keys("data.encoder", encoder, (*ENCODER_KEYS, *OWN_KEYS[name]))
 
 
 def _check_corpus(cfg, p: Problems) -> None:
     corpus = cfg.corpus
     src = corpus.get("source")
-    if src not in SOURCES:
-        p.add("corpus.source", f"is {src!r}; known sources: {', '.join(SOURCES)}")
+    if not p.known("corpus.source", src, SOURCES, "sources"):
         return
     p.keys("corpus", corpus, (*CORPUS_KEYS, *SOURCE_KEYS[src]))
     e = corpus.get("size_exponent")
@@ -309,8 +313,7 @@ def _check_trainer(cfg, p: Problems) -> None:
 def _check_eval(cfg, p: Problems) -> None:
     ev = cfg.eval
     p.keys("eval", ev, EVAL_KEYS)
-    p.value("eval.spice", ev.get("spice"), ev.get("spice") in SPICE_MODES,
-            f"one of {', '.join(SPICE_MODES)}")  # fmt: skip
+    p.one_of("eval.spice", ev.get("spice"), SPICE_MODES)
     for key in ("meteor", "retrieval"):
         p.value(f"eval.{key}", ev.get(key), isinstance(ev.get(key), bool), "true or false")
     for key in ("lm_samples", "show"):
