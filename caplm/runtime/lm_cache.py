@@ -85,13 +85,9 @@ def get_or_train(
     identity = lm_identity(lm_cfg, corpus, vocab, seed)
     key = stable_hash(identity)
     path = Path(cache_dir) / key
-    if (path / INFO_FILE).is_file():  # complete: no lock needed, so read-only caches work
-        try:
-            cached = _load(key, path, trained_here=False)
-            log.info("LM %s found in the cache (%s)", key, path)
-            return cached
-        except UNREADABLE:
-            pass  # moved aside and trained again below, under the lock
+    cached = _cached(key, path)  # complete: no lock needed, so read-only caches work
+    if cached is not None:
+        return cached
     lock = build_lock(path, f"language model {key}")
     waited = False
     while True:
@@ -103,16 +99,25 @@ def get_or_train(
                 log.info("LM %s is being trained by another job; waiting for it", key)
             waited = True
     try:
-        if (path / INFO_FILE).is_file():
-            try:
-                cached = _load(key, path, trained_here=False)
-                log.info("LM %s found in the cache (%s)", key, path)
-                return cached
-            except UNREADABLE as err:  # truncated, emptied, or another key's files
-                move_aside(path, f"{err}; the LM is trained again")
-        return _train(key, path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
+        cached = _cached(key, path, move_bad=True)  # another job may have trained it meanwhile
+        return cached or _train(key, path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
     finally:
         lock.release()
+
+
+def _cached(key: str, path: Path, move_bad: bool = False) -> CachedLM | None:
+    """The complete entry at ``path``, or None. A bad one (truncated, emptied, another key's
+    files) is moved aside when ``move_bad`` (under the lock: it is then trained again)."""
+    if not (path / INFO_FILE).is_file():
+        return None
+    try:
+        cached = _load(key, path, trained_here=False)
+    except UNREADABLE as err:
+        if move_bad:
+            move_aside(path, f"{err}; the LM is trained again")
+        return None
+    log.info("LM %s found in the cache (%s)", key, path)
+    return cached
 
 
 def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer) -> CachedLM:
