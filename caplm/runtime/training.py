@@ -181,10 +181,11 @@ def fit(
         try:
             record = read_json(done)
             _load_weights(model, ckpt_dir, record)
-            continue_curves(trainer.loggers, record["history"], record["epochs"])
-            return record
         except UNREADABLE as err:  # the fit is redone from scratch: same seed, same result
             move_aside(ckpt_dir, f"{err}; fitting again from scratch")
+        else:
+            continue_curves(trainer.loggers, record["history"], record["epochs"])
+            return record
     last = ckpt_dir / "last.ckpt"
     if last.is_file() and not _readable(last):
         move_aside(last, f"not a loadable checkpoint; fitting {type(model).__name__} from scratch")
