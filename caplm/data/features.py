@@ -70,19 +70,13 @@ def encode_dataset(
     if dataset.image_files:  # images on disk: their content, not their paths, keys the cache
         source.append(images_fingerprint(dataset.image_files, Path(cache_dir) / FINGERPRINTS))
     path = Path(cache_dir) / "features" / f"{stable_hash(source)}.npz"
-    if path.is_file():  # complete (written atomically): read without a lock, as read-only caches
-        try:
-            features = _read_cache(path, dataset)
-            log.info("features of %s from the cache %s", dataset.name, path)
-            return features
-        except ValueError:
-            pass  # moved aside and rebuilt below, under the lock
+    cached = _cached(path, dataset)  # complete (written atomically): no lock, as read-only caches
+    if cached is not None:
+        return cached
     with build_lock(path, f"the features of {dataset.name}"):
-        if path.is_file():
-            try:
-                return _read_cache(path, dataset)
-            except ValueError as err:
-                move_aside(path, f"{err}; encoding the images again")
+        cached = _cached(path, dataset, move_bad=True)  # another job may have built it meanwhile
+        if cached is not None:
+            return cached
         if dataset.load_image is None:
             raise ValueError(
                 f"dataset {dataset.name} has no images to encode (data.images_dir is not set); "
@@ -232,6 +226,21 @@ class _Images(Sequence):
         if isinstance(i, slice):
             return [self.load(x) for x in self.ids[i]]
         return self.load(self.ids[i])
+
+
+def _cached(path: Path, dataset: CaptionDataset, move_bad: bool = False):
+    """The cached features at ``path``, or None. A bad cache file is moved aside when
+    ``move_bad`` (under the lock: the images are then encoded again)."""
+    if not path.is_file():
+        return None
+    try:
+        features = _read_cache(path, dataset)
+    except ValueError as err:
+        if move_bad:
+            move_aside(path, f"{err}; encoding the images again")
+        return None
+    log.info("features of %s from the cache %s", dataset.name, path)
+    return features
 
 
 def _read_cache(path: Path, dataset: CaptionDataset) -> dict[str, np.ndarray]:
