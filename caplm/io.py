@@ -29,6 +29,15 @@ UNREADABLE = (OSError, EOFError, ValueError, RuntimeError, KeyError, pickle.Unpi
               zipfile.BadZipFile)  # fmt: skip
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once, at import: setting it back and forth is not thread-safe
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and move the result to ``path`` atomically."""
     path = Path(path)
@@ -38,6 +47,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # as open() would make it (mkstemp's is 0600)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+import caplm
 from caplm.io import atomic_write, read_json, stable_hash, to_dict, write_json, write_text
 
 
@@ -75,3 +76,27 @@ def test_to_dict_resolves_interpolations_and_copies_plain_mappings():
     copy = to_dict(plain)
     assert copy == plain and copy is not plain
     assert to_dict(3) == 3
+
+
+def test_atomic_files_are_readable_like_any_file_the_process_writes(tmp_path):
+    """mkstemp makes 0600 files; what caplm writes is as open() makes it (0666 & ~umask)."""
+    from caplm.io import write_json, write_text
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    for path in (write_json(tmp_path / "a.json", {"a": 1}), write_text(tmp_path / "b", "b")):
+        assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert plain.stat().st_mode & 0o044  # others can read (a umask of 022 or 002, as usual)
+
+
+def test_make_corpora_writes_under_the_data_dir_the_configs_use(tmp_path, monkeypatch):
+    from caplm.data import fetch_corpora
+
+    calls = []
+    monkeypatch.setattr(fetch_corpora, "fetch_sotu", calls.append)
+    monkeypatch.setenv("CAPLM_DATA_DIR", str(tmp_path / "shared"))
+    assert fetch_corpora.main([]) == 0
+    assert calls == [tmp_path / "shared" / "corpora"]
+    monkeypatch.delenv("CAPLM_DATA_DIR")
+    fetch_corpora.main([])
+    assert calls[1] == caplm.PROJECT_ROOT / "data" / "corpora"

@@ -6,38 +6,59 @@ captions of the caption dataset and ``e`` the corpus's ``size_exponent``: the po
 by the run's seed, then truncated, so corpora of different domains are compared at equal
 sizes (Tanti et al., 2019). ``size_exponent: null`` takes the whole pool.
 
+Every corpus is tokenised by the caption dataset's normaliser (``data.normaliser``, recorded
+as ``CaptionDataset.normaliser``), so the LM and the captions always see the same words.
+
 Sources (``corpus.source``):
 - ``captions``: the caption dataset's own training captions (never val/test); validated on
   its val captions.
+- ``caption_dataset``: the training captions of *another* caption dataset (``corpus.dataset``,
+  a ``data``-style config: the study's "mscoco" LM for a Flickr8k captioner), validated on its
+  val captions; read directly, no files exported.
 - ``shapes_extra``: captions of extra generated scenes, disjoint from the dataset's images
   (the analogue of MSCOCO captions for a Flickr8k captioner).
-- ``textfile``: a plain-text UTF-8 file, one sentence per line (as the 1 Billion Word
-  benchmark); validated on ``val_file``, or on a held-out part of the file fixed across runs.
-  Lines with no token (blank ones) are dropped, and how many is logged.
+- ``textfile``: a plain-text UTF-8 file, one sentence per line; validated on ``val_file``, or
+  on a held-out part of the file fixed across runs. Lines with no token (blank ones) are
+  dropped, and how many is logged.
+- ``lm1b``: the 1 Billion Word benchmark's own folders under ``corpus.root``: the first
+  ``train_shards`` training shards, validated on the held-out shards ``val_shards``; sentences
+  of ``min_words`` to ``max_words`` words after normalisation are kept (2 to 50, as the study).
+
+The LM is validated (early stopping, perplexity) on the whole validation text unless
+``max_val_sentences`` is set: then on that many of its sentences, chosen by content (a hash of
+each sentence), so the same text gives the same subset whatever order a reader lists it in.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from caplm.data.readers import load_caption_dataset
 from caplm.data.shapes import ShapesConfig, extra_scene_captions
-from caplm.data.text import read_utf8, tokenize
+from caplm.data.text import normaliser, read_utf8
 from caplm.data.types import CaptionDataset, Corpus
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("captions", "shapes_extra", "textfile")
+SOURCES = ("captions", "caption_dataset", "shapes_extra", "textfile", "lm1b")
 #: The keys a ``corpus`` config may have: those of every source, then each source's own.
 CORPUS_KEYS = ("name", "source", "size_exponent", "min_word_freq", "max_val_sentences")
 SOURCE_KEYS = {
     "captions": (),
+    "caption_dataset": ("dataset",),
     "shapes_extra": ("shapes", "num_scenes", "val_scenes"),
     "textfile": ("train_file", "val_file", "val_fraction"),
+    "lm1b": ("root", "train_shards", "val_shards", "min_words", "max_words"),
 }
+LM1B_TRAIN = "training-monolingual.tokenized.shuffled/news.en-{:05d}-of-00100"
+LM1B_HELDOUT = "heldout-monolingual.tokenized.shuffled/news.en.heldout-{:05d}-of-00050"
 
 
 def corpus_size(size_exponent: float | None, num_caption_sentences: int, pool_size: int) -> int:
@@ -61,43 +82,78 @@ def subsample(sentences: list, size: int, seed: int, corpus_name: str) -> list:
     return [sentences[i] for i in order]
 
 
-def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int) -> Corpus:
-    """The LM corpus described by ``corpus_cfg`` for a caption dataset and run seed."""
-    source = corpus_cfg.source
+def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int, cache_dir=None) -> Corpus:
+    """The LM corpus described by ``corpus_cfg`` for a caption dataset and run seed, tokenised
+    by the dataset's normaliser (``cache_dir``: where a ``caption_dataset`` source caches)."""
+    source, rule = corpus_cfg.source, captions.normaliser
+    normalise = normaliser(rule)
     if source == "captions":
         pool, val = captions.sentences("train"), captions.sentences("val")
+    elif source == "caption_dataset":
+        pool, val = _caption_dataset(corpus_cfg, rule, cache_dir)
     elif source == "shapes_extra":
-        pool, val = _shapes_extra(corpus_cfg)
+        pool, val = _shapes_extra(corpus_cfg, normalise)
     elif source == "textfile":
-        pool, val = _textfile(corpus_cfg)
+        pool, val = _textfile(corpus_cfg, normalise)
+    elif source == "lm1b":
+        pool, val = _lm1b(corpus_cfg, normalise)
     else:
         raise ValueError(f"corpus.source={source!r} is unknown; choose one of {', '.join(SOURCES)}")
     n_captions = len(captions.sentences("train"))
     size = corpus_size(corpus_cfg.size_exponent, n_captions, len(pool))
     train = subsample(pool, size, seed, corpus_cfg.name)
-    max_val = corpus_cfg.get("max_val_sentences")
-    if max_val and len(val) > max_val:
-        val = val[:max_val]
     if not val:
         raise ValueError(f"corpus {corpus_cfg.name!r} has no validation sentences")
+    max_val = corpus_cfg.get("max_val_sentences")
+    val_total = len(val)
+    val = sample_by_content(val, max_val)
     info = {
         "pool_size": len(pool),
         "size_exponent": corpus_cfg.size_exponent,
         "caption_train_sentences": n_captions,
+        "normaliser": rule,
+        "val_sentences": len(val),
+        "val_sentences_available": val_total,
+        "max_val_sentences": max_val,
     }
     log.info(
-        "corpus %s: %d of %d sentences (e=%s), %d val",
+        "corpus %s: %d of %d sentences (e=%s), %d val%s",
         corpus_cfg.name,
         len(train),
         len(pool),
         corpus_cfg.size_exponent,
         len(val),
+        f" (of {val_total}: corpus.max_val_sentences={max_val})" if len(val) < val_total else "",
     )
     return Corpus(name=corpus_cfg.name, train=train, val=val, info=info)
 
 
-def _shapes_extra(corpus_cfg):
+def sample_by_content(sentences: list[list[str]], limit: int | None) -> list[list[str]]:
+    """All ``sentences``, or ``limit`` of them chosen by a hash of their words (kept in their
+    order), so the subset does not depend on the order a reader lists them in."""
+    if not limit or len(sentences) <= limit:
+        return sentences
 
+    def rank(item):
+        index, words = item
+        return hashlib.sha256(" ".join(words).encode()).digest(), index
+
+    chosen = sorted(sorted(enumerate(sentences), key=rank)[:limit])
+    return [words for _, words in chosen]
+
+
+def _caption_dataset(corpus_cfg, rule: str, cache_dir):
+    if not corpus_cfg.get("dataset"):
+        raise ValueError(
+            f"corpus {corpus_cfg.name!r}: source caption_dataset needs corpus.dataset, a "
+            "data-style config (format, annotations, ...) of the dataset whose captions it reads"
+        )
+    data_cfg = {**corpus_cfg.dataset, "normaliser": rule}
+    other = load_caption_dataset(data_cfg, cache_dir)
+    return other.sentences("train"), other.sentences("val")
+
+
+def _shapes_extra(corpus_cfg, normalise: Callable):
     if corpus_cfg.get("shapes") is None:
         raise ValueError(
             "corpus=shapes_extra describes extra scenes of the shapes generator, so it needs "
@@ -106,11 +162,18 @@ def _shapes_extra(corpus_cfg):
     config = ShapesConfig(**corpus_cfg.shapes)
     pool = extra_scene_captions(config, corpus_cfg.num_scenes, part="train")
     val = extra_scene_captions(config, corpus_cfg.val_scenes, part="val")
-    return [tokenize(s) for s in pool], [tokenize(s) for s in val]
+    return [normalise(s) for s in pool], [normalise(s) for s in val]
 
 
-def read_sentences(path: str | Path) -> list[list[str]]:
-    """Tokenised non-empty lines of a UTF-8 text file (one sentence per line)."""
+def read_sentences(
+    path: str | Path,
+    normalise: Callable[[str], list[str]],
+    min_words: int = 1,
+    max_words: int | None = None,
+) -> list[list[str]]:
+    """Normalised lines of a UTF-8 text file (one sentence per line) with ``min_words`` to
+    ``max_words`` words; the words are interned (a large corpus repeats them millions of
+    times)."""
     path = Path(path)
     if not path.is_file():
         hint = ""
@@ -118,23 +181,29 @@ def read_sentences(path: str | Path) -> list[list[str]]:
             hint = " (fetch the registry corpora with `make corpora`)"
         raise FileNotFoundError(f"{path}: corpus text file not found{hint}")
     lines = read_utf8(path).splitlines()
-    sentences = [s for s in map(tokenize, lines) if s]
+    top = max_words or math.inf
+    sentences = []
+    for line in lines:
+        words = normalise(line)
+        if min_words <= len(words) <= top:
+            sentences.append(list(map(sys.intern, words)))
     if not sentences:
         raise ValueError(f"{path}: corpus text file has no sentences")
     if len(sentences) < len(lines):
         log.info(
-            "%s: dropped %d of %d lines that are empty after tokenisation",
+            "%s: dropped %d of %d lines with %s words after normalisation",
             path,
             len(lines) - len(sentences),
             len(lines),
+            f"fewer than {min_words} or more than {max_words}" if max_words else "no",
         )
     return sentences
 
 
-def _textfile(corpus_cfg):
-    sentences = read_sentences(corpus_cfg.train_file)
+def _textfile(corpus_cfg, normalise: Callable):
+    sentences = read_sentences(corpus_cfg.train_file, normalise)
     if corpus_cfg.get("val_file"):
-        return sentences, read_sentences(corpus_cfg.val_file)
+        return sentences, read_sentences(corpus_cfg.val_file, normalise)
     # Hold out a part fixed across runs (seed 0 here, not the run's seed), so every run's LM
     # is validated on the same text and never trains on it.
     fraction = float(corpus_cfg.get("val_fraction", 0.05))
@@ -142,4 +211,30 @@ def _textfile(corpus_cfg):
     order = np.random.default_rng(0).permutation(len(sentences))
     val = [sentences[i] for i in order[:n_val]]
     pool = [sentences[i] for i in np.sort(order[n_val:])]
+    return pool, val
+
+
+def _lm1b(corpus_cfg, normalise: Callable):
+    """The benchmark's training shards 1..train_shards and held-out shards val_shards."""
+    root = Path(corpus_cfg.root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{root}: the 1 Billion Word benchmark folder (corpus.root) is not there; unpack "
+            "1-billion-word-language-modeling-benchmark-r13output.tar.gz and point corpus.root "
+            "at the folder that holds training-monolingual.tokenized.shuffled/"
+        )
+    n_train = int(corpus_cfg.train_shards)
+    if not 1 <= n_train <= 99:
+        raise ValueError(f"corpus.train_shards is {n_train}; the benchmark has 99 (1 to 99)")
+    bounds = int(corpus_cfg.get("min_words", 2)), corpus_cfg.get("max_words", 50)
+    pool = [
+        s
+        for i in range(1, n_train + 1)
+        for s in read_sentences(root / LM1B_TRAIN.format(i), normalise, *bounds)
+    ]
+    val = [
+        s
+        for i in corpus_cfg.val_shards
+        for s in read_sentences(root / LM1B_HELDOUT.format(int(i)), normalise, *bounds)
+    ]
     return pool, val

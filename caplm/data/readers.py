@@ -10,8 +10,9 @@ Two formats are read:
 - Flickr8k's own text files: ``Flickr8k.token.txt`` (``<image>#<n><TAB><caption>`` per line)
   and one list of image file names per split (``Flickr_8k.trainImages.txt`` etc.).
 
-Captions are tokenised here with :func:`caplm.data.text.tokenize` from the raw sentence, so
-every dataset (and every corpus) shares one tokenizer. A caption with no word left after
+Captions are tokenised here by the normaliser ``data.normaliser`` names
+(:func:`caplm.data.text.normaliser`; ``karpathy`` takes the JSON's ``tokens`` where given),
+and the dataset records it, so its LM corpora use the same one. A caption with no word left after
 tokenisation (``""``, ``"...!"``) is counted; ``empty_captions`` (``data.empty_captions``)
 says what to do with them: ``skip`` (the default) leaves them out with one warning per file,
 ``error`` refuses the file. An image left with no caption at all is an error either way.
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from caplm.data.shapes import ShapesConfig, make_shapes_dataset
-from caplm.data.text import has_word, read_utf8, tokenize
+from caplm.data.text import has_word, normaliser, read_utf8
 from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
 from caplm.io import stable_hash, to_dict
 
@@ -40,8 +41,8 @@ FORMATS = ("shapes", "karpathy_json", "flickr8k_text")
 #: What the readers do with captions that have no word after tokenisation.
 EMPTY_CAPTIONS = ("skip", "error")
 #: The keys a ``data`` config may have: those of every format, then each format's own.
-DATA_KEYS = ("name", "format", "features_file", "encoder", "min_word_freq", "max_caption_len",
-             "num_workers")  # fmt: skip
+DATA_KEYS = ("name", "format", "normaliser", "features_file", "encoder", "min_word_freq",
+             "max_caption_len", "num_workers")  # fmt: skip
 FORMAT_KEYS = {
     "shapes": ("shapes",),
     "karpathy_json": ("annotations", "images_dir", "restval", "empty_captions"),
@@ -53,16 +54,16 @@ def load_caption_dataset(data_cfg, cache_dir: str | Path) -> CaptionDataset:
     """The caption dataset a ``data`` config names (see ``conf/data/*.yaml``)."""
     cfg = to_dict(data_cfg)
     fmt = cfg.get("format")
+    rule = cfg.get("normaliser")  # the reader checks it (data.normaliser)
     if fmt == "shapes":
-        # Imported here so the readers do not depend on the generator (and vice versa).
-
-        return make_shapes_dataset(ShapesConfig(**_need(cfg, "shapes", fmt)), cache_dir)
+        return make_shapes_dataset(ShapesConfig(**_need(cfg, "shapes", fmt)), cache_dir, rule)
     if fmt == "karpathy_json":
         return read_karpathy_json(
             _need(cfg, "annotations", fmt),
             cfg.get("images_dir"),
             cfg.get("restval", "train"),
             cfg.get("empty_captions", "skip"),
+            rule,
         )
     if fmt == "flickr8k_text":
         return read_flickr8k_text(
@@ -70,6 +71,7 @@ def load_caption_dataset(data_cfg, cache_dir: str | Path) -> CaptionDataset:
             _need(cfg, "split_files", fmt),
             cfg.get("images_dir"),
             cfg.get("empty_captions", "skip"),
+            rule,
         )
     raise ValueError(f"data.format is {fmt!r}; known formats: {', '.join(FORMATS)}")
 
@@ -79,9 +81,12 @@ def read_karpathy_json(
     images_dir: str | Path | None = None,
     restval: str | None = "train",
     empty_captions: str = "skip",
+    normaliser_name: str = "study",
 ) -> CaptionDataset:
     """A dataset from one of Karpathy's ``dataset_*.json`` split files."""
     path = Path(path)
+    normalise = normaliser(normaliser_name)
+    given_tokens = normaliser_name == "karpathy"
     if restval is not None and restval not in SPLITS:
         raise ValueError(f"restval is {restval!r}; use one of {', '.join(SPLITS)} or null (drop)")
     empty = _EmptyCaptions(path, empty_captions)
@@ -116,15 +121,25 @@ def read_karpathy_json(
         sentences = entry["sentences"]
         if not isinstance(sentences, list) or not sentences:
             raise ValueError(f"{where} has no captions ('sentences' must be a non-empty list)")
-        raws = []
+        raws, tokens = [], []
         for k, s in enumerate(sentences):
+            given = s.get("tokens") if isinstance(s, dict) else None
+            given = (
+                given
+                if isinstance(given, list) and all(isinstance(t, str) for t in given)
+                else None
+            )
             raw = s.get("raw") if isinstance(s, dict) else None
-            if raw is None and isinstance(s, dict) and isinstance(s.get("tokens"), list):
-                raw = " ".join(s["tokens"])  # some variants keep only the tokens
+            if raw is None and given is not None:
+                raw = " ".join(given)  # some variants keep only the tokens
             if not isinstance(raw, str):
                 raise ValueError(f"{where}: caption {k} has neither 'raw' text nor a 'tokens' list")
-            raws.append(raw)
-        image = _image(name, raws, empty, f"image {i} ({name})")
+            raws.append(raw.strip())
+            if given_tokens and given is not None:
+                tokens.append([t for t in (t.strip() for t in given) if t])
+            else:
+                tokens.append(normalise(raw))
+        image = _image(name, raws, tokens, empty, f"image {i} ({name})")
         if image is None:
             no_caption.append(where)
             continue
@@ -144,6 +159,7 @@ def read_karpathy_json(
         load_image=_image_loader(files, images_dir),
         image_files=_image_files(files, images_dir),
         info={"annotations": str(path), "images_dir": _str(images_dir), **_counts(splits)},
+        normaliser=normaliser_name,
     )
 
 
@@ -152,6 +168,7 @@ def read_flickr8k_text(
     split_files: Mapping[str, str | Path],
     images_dir: str | Path | None = None,
     empty_captions: str = "skip",
+    normaliser_name: str = "study",
 ) -> CaptionDataset:
     """Flickr8k from ``Flickr8k.token.txt`` and its split lists (keys train / val / test).
 
@@ -159,6 +176,7 @@ def read_flickr8k_text(
     one such stray entry).
     """
     token_file = Path(token_file)
+    normalise = normaliser(normaliser_name)
     empty = _EmptyCaptions(token_file, empty_captions)
     captions: dict[str, dict[int, tuple[str, list[str]]]] = {}  # image -> n -> raw, tokens
     emptied: dict[str, list[int]] = {}  # image -> lines of its empty captions
@@ -173,7 +191,7 @@ def read_flickr8k_text(
                 f"{token_file}: line {lineno} is not '<image>#<n><TAB><caption>': {line[:80]!r}"
             )
         raw = raw.strip()
-        tokens = tokenize(raw)
+        tokens = normalise(raw)
         if not has_word(tokens):
             empty.add(f"line {lineno} ({head.strip()})", raw)
             emptied.setdefault(name, []).append(lineno)
@@ -221,6 +239,7 @@ def read_flickr8k_text(
         load_image=_image_loader({name: name for name in seen}, images_dir),
         image_files=_image_files({name: name for name in seen}, images_dir),
         info={"token_file": str(token_file), "images_dir": _str(images_dir), **_counts(splits)},
+        normaliser=normaliser_name,
     )
 
 
@@ -238,16 +257,16 @@ def read_image(path: str | Path) -> np.ndarray:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _image(name: str, raws: list[str], empty: _EmptyCaptions, where: str) -> CaptionImage | None:
+def _image(
+    name: str, raws: list[str], tokens: list[list[str]], empty: _EmptyCaptions, where: str
+) -> CaptionImage | None:
     """The image with its captions that have a word (the others go to ``empty``), or None."""
     image = CaptionImage(image_id=name, captions=[], raw=[])
-    for k, raw in enumerate(raws):
-        raw = raw.strip()
-        tokens = tokenize(raw)
-        if not has_word(tokens):
+    for k, (raw, words) in enumerate(zip(raws, tokens, strict=True)):
+        if not has_word(words):
             empty.add(f"{where} caption {k}", raw)
             continue
-        image.captions.append(tokens)
+        image.captions.append(words)
         image.raw.append(raw)
     return image if image.captions else None
 

@@ -1,8 +1,20 @@
-"""One tokenizer for captions and corpora, and the vocabulary both models use.
+"""The text normalisers for captions and corpora, and the vocabulary both models use.
 
-Tokens are lower-cased words, numbers and single punctuation marks. A vocabulary maps
-tokens to ids; ids 0-3 are the special tokens below, in this order, in every vocabulary,
-so a language model and a caption generator agree on them.
+A normaliser turns a sentence as written into tokens. ``data.normaliser`` picks one for a
+caption dataset, and its LM corpora always use the dataset's (``CaptionDataset.normaliser``),
+so captions, corpora and every perplexity see the same words:
+
+- ``study``: the study's rule (Tanti et al.'s dataset builder): lower-case; every run of
+  digits (with ``.``/``,`` inside it) becomes the word ``NUM``; every other character that is
+  not a-z separates words. Only alphabetic words remain (and ``NUM``).
+- ``karpathy``: the ``tokens`` lists of Karpathy's ``dataset_*.json`` where the text comes
+  with them (the readers use them as given); for text without them (corpus files, Flickr8k's
+  token file) lower-case runs of a-z and 0-9 (punctuation dropped, numbers kept).
+- ``keep_punct``: lower-cased words, numbers and single punctuation marks (caplm's own
+  tokeniser, :func:`tokenize`; the generated datasets use it).
+
+A vocabulary maps tokens to ids; ids 0-3 are the special tokens below, in this order, in every
+vocabulary, so a language model and a caption generator agree on them.
 
 Every text file the readers and corpora read goes through :func:`read_utf8`, so a file that
 is not UTF-8 fails with its name and the place of the first bad byte instead of being decoded
@@ -14,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -26,6 +38,10 @@ SPECIALS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+_STUDY_TOKEN = re.compile(r"[0-9](?:[0-9.,]*[0-9])?|[a-z]+")
+_ALNUM = re.compile(r"[a-z0-9]+")
+NUM = "NUM"  # the study's word for a number
+NORMALISERS = ("study", "karpathy", "keep_punct")
 
 
 def tokenize(text: str) -> list[str]:
@@ -35,6 +51,38 @@ def tokenize(text: str) -> list[str]:
     ['a', 'red', 'circle', ',', 'to', 'the', 'left', 'of', '2', 'squares', '.']
     """
     return _TOKEN.findall(text.lower())
+
+
+def study_tokens(text: str) -> list[str]:
+    """The study's normalisation: alphabetic words and ``NUM`` for each number.
+
+    >>> study_tokens("Two dogs, 3.5 m apart -- a dog's toy (café)!")
+    ['two', 'dogs', 'NUM', 'm', 'apart', 'a', 'dog', 's', 'toy', 'caf']
+    """
+    return [NUM if t[0].isdigit() else t for t in _STUDY_TOKEN.findall(text.lower())]
+
+
+def alnum_tokens(text: str) -> list[str]:
+    """``karpathy`` for text without given tokens: lower-case runs of a-z and 0-9.
+
+    >>> alnum_tokens("A dog's 2 toys.")
+    ['a', 'dog', 's', '2', 'toys']
+    """
+    return _ALNUM.findall(text.lower())
+
+
+_RULES = {"study": study_tokens, "karpathy": alnum_tokens, "keep_punct": tokenize}
+
+
+def normaliser(name: str) -> Callable[[str], list[str]]:
+    """The function of normaliser ``name`` (raw text -> tokens); ``karpathy``'s is the one for
+    text without given tokens (the JSON reader uses the given ones itself)."""
+    if name not in _RULES:
+        raise ValueError(
+            f"data.normaliser is {name!r}; choose one of {', '.join(NORMALISERS)} (study: the "
+            "study's tokenisation, for comparable numbers on real data)"
+        )
+    return _RULES[name]
 
 
 def has_word(tokens: Sequence[str]) -> bool:

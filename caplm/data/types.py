@@ -26,10 +26,11 @@ class CaptionDataset:
 
     ``load_image(image_id)`` returns an RGB ``uint8`` array of shape (H, W, 3); it is what the
     image encoder reads (``None`` when the dataset comes with precomputed features only).
-    ``key`` identifies the captions and splits for caches; ``image_files`` (image id -> file)
+    ``key`` identifies the captions as written and the splits for caches; ``image_files`` (image id -> file)
     names the image files of data read from disk, so caches of what is computed from the
     images are keyed by those files' content too (generated data holds its images in memory,
-    a pure function of ``key``, and leaves it empty).
+    a pure function of ``key``, and leaves it empty). ``normaliser`` names the rule that made
+    the tokens (:mod:`caplm.data.text`): its LM corpora are normalised by the same one.
     """
 
     name: str
@@ -38,6 +39,7 @@ class CaptionDataset:
     load_image: Callable[[str], np.ndarray] | None = None
     info: dict = field(default_factory=dict)
     image_files: dict[str, Path] = field(default_factory=dict)
+    normaliser: str = "keep_punct"
 
     def sentences(self, split: str) -> list[list[str]]:
         """Every tokenised reference caption of a split, image by image."""

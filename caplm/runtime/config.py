@@ -19,10 +19,11 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from caplm import PROJECT_ROOT
+from caplm import PROJECT_ROOT, data_dir
 from caplm.data.corpora import CORPUS_KEYS, SOURCE_KEYS, SOURCES
 from caplm.data.encoders import ENCODER_KEYS, ENCODERS, OWN_KEYS
 from caplm.data.readers import DATA_KEYS, EMPTY_CAPTIONS, FORMAT_KEYS, FORMATS
+from caplm.data.text import NORMALISERS
 from caplm.evaluation.coco import SPICE_MODES
 from caplm.evaluation.evaluate import EVAL_KEYS
 from caplm.io import stable_hash, to_dict
@@ -111,6 +112,7 @@ def num_gpus() -> int:
 def register_resolvers() -> None:
     for name, fn in {
         "caplm_root": lambda: str(PROJECT_ROOT),
+        "caplm_data_dir": lambda: str(data_dir()),
         "job_dirname": job_dirname,
         "num_gpus": num_gpus,
     }.items():
@@ -133,7 +135,8 @@ def check_config(cfg: DictConfig) -> None:
     _check_data(cfg, problems)
     _check_corpus(cfg, problems)
     _check_models(cfg, problems)
-    _check_transfer(cfg, problems)
+    if "transfer" in cfg:  # an LM-only job (conf/train_lm.yaml) has no generator groups
+        _check_transfer(cfg, problems)
     _check_trainer(cfg, problems)
     _check_eval(cfg, problems)
     if problems:
@@ -228,6 +231,7 @@ def _check_data(cfg, p: Problems) -> None:
             _int(data.get("max_caption_len"), 1), "an integer >= 1")  # fmt: skip
     p.value("data.num_workers", data.get("num_workers"), _int(data.get("num_workers")),
             "an integer >= 0")  # fmt: skip
+    p.known("data.normaliser", data.get("normaliser"), NORMALISERS, "normalisers")
     if "empty_captions" in data:
         p.one_of("data.empty_captions", data.empty_captions, EMPTY_CAPTIONS)
     encoder = data.get("encoder")
@@ -273,11 +277,15 @@ def _check_models(cfg, p: Problems) -> None:
     ranges), in a forked RNG so that nothing the job draws later changes."""
 
     builds = {
-        "lm": (LanguageModel, cfg.lm, ("name", "fit"), {}),
-        "model": (CaptionGenerator, cfg.model, ("fit",), {"feature_size": 4}),
+        "lm": (LanguageModel, ("name", "fit"), {}),
+        "model": (CaptionGenerator, ("fit",), {"feature_size": 4}),
     }
-    p.keys("generation", cfg.generation, GENERATION_KEYS)
-    for group, (cls, node, extra, args) in builds.items():
+    if "model" in cfg:
+        p.keys("generation", cfg.generation, GENERATION_KEYS)
+    for group, (cls, extra, args) in builds.items():
+        if group not in cfg:
+            continue
+        node = cfg[group]
         params = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
         own = [n for n in params if n not in ("vocab_size", *args, *GENERATION_KEYS)]
         p.keys(group, node, (*own, *extra))

@@ -67,7 +67,7 @@ def test_karpathy_json_splits_captions_and_images(karpathy):
         "test": ["d.jpg", "f.jpg"],
     }
     a = ds.splits["train"][0]
-    assert a.captions == [["a", "dog", "runs", "."], ["the", "dog", "is", "running", "!"]]
+    assert a.captions == [["a", "dog", "runs"], ["the", "dog", "is", "running"]]  # study rule
     assert a.raw == ["A dog runs.", "The DOG is running!"]
     assert ds.splits["test"][1].captions == [["a", "blue", "sky"]]
     assert ds.splits["test"][1].raw == ["a blue sky"]
@@ -214,7 +214,7 @@ def test_flickr8k_text_splits_and_caption_order(tmp_path):
     }
     a = ds.splits["train"][0]
     assert a.raw == ["A child in a pink dress .", "The second caption of A."]  # by #n
-    assert a.captions[0] == ["a", "child", "in", "a", "pink", "dress", "."]
+    assert a.captions[0] == ["a", "child", "in", "a", "pink", "dress"]  # the study's rule
     img = ds.load_image("3000_c.jpg")
     assert img.shape == (10, 12, 3) and np.abs(img[5, 5] - [10, 200, 30]).max() <= 3  # JPEG
     with pytest.raises(
@@ -278,6 +278,7 @@ def test_load_caption_dataset_dispatches_on_format(tmp_path, karpathy, monkeypat
     cfg = OmegaConf.create(
         {
             "format": "karpathy_json",
+            "normaliser": "study",
             "annotations": str(path),
             "images_dir": str(images_dir),
             "restval": None,
@@ -289,6 +290,7 @@ def test_load_caption_dataset_dispatches_on_format(tmp_path, karpathy, monkeypat
     cfg = OmegaConf.create(
         {
             "format": "flickr8k_text",
+            "normaliser": "study",
             "token_file": str(token_file),
             "split_files": {k: str(v) for k, v in split_files.items()},
             "images_dir": None,
@@ -302,11 +304,11 @@ def test_load_caption_dataset_dispatches_on_format(tmp_path, karpathy, monkeypat
     monkeypatch.setattr(
         readers,
         "make_shapes_dataset",
-        lambda config, cache_dir: calls.append((config, cache_dir)) or "shapes!",
+        lambda config, cache_dir, rule: calls.append((config, cache_dir, rule)) or "shapes!",
     )
-    cfg = OmegaConf.create({"format": "shapes", "shapes": {"seed": 3, "image_size": 64}})
-    assert load_caption_dataset(cfg, tmp_path) == "shapes!"
-    assert calls == [({"seed": 3, "image_size": 64}, tmp_path)]
+    cfg = {"format": "shapes", "normaliser": "keep_punct", "shapes": {"seed": 3, "image_size": 64}}
+    assert load_caption_dataset(OmegaConf.create(cfg), tmp_path) == "shapes!"
+    assert calls == [({"seed": 3, "image_size": 64}, tmp_path, "keep_punct")]
 
     with pytest.raises(
         ValueError, match="'coco'; known formats: shapes, karpathy_json, flickr8k_text"
@@ -434,13 +436,15 @@ def test_flickr8k_image_with_no_caption_left_names_image_and_files(tmp_path):
 
 def test_load_caption_dataset_passes_empty_captions(tmp_path):
     path = _write_karpathy(tmp_path, _with_empty_captions())
-    cfg = {"format": "karpathy_json", "annotations": str(path), "empty_captions": "error"}
+    cfg = {"format": "karpathy_json", "normaliser": "study", "annotations": str(path),
+           "empty_captions": "error"}  # fmt: skip
     with pytest.raises(ValueError, match="4 captions with no word"):
         load_caption_dataset(OmegaConf.create(cfg), tmp_path)
     assert load_caption_dataset({**cfg, "empty_captions": "skip"}, tmp_path).splits
     token_file, split_files = _flickr8k(tmp_path, tokens=TOKENS + "2000_b.jpg#1\t!\n")
     cfg = {
         "format": "flickr8k_text",
+        "normaliser": "study",
         "token_file": str(token_file),
         "split_files": {k: str(v) for k, v in split_files.items()},
         "empty_captions": "error",

@@ -26,7 +26,7 @@ from caplm.data.shapes.config import GENERATOR_VERSION, ShapesConfig, dataset_ke
 from caplm.data.shapes.grammar import describe_scene
 from caplm.data.shapes.render import render_scene
 from caplm.data.shapes.scene import sample_scene
-from caplm.data.text import tokenize
+from caplm.data.text import normaliser
 from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
 from caplm.io import atomic_write, move_aside
 
@@ -68,10 +68,11 @@ def _generate(config: ShapesConfig) -> tuple[dict[str, np.ndarray], dict[str, li
 
 
 def make_shapes_dataset(
-    config: ShapesConfig, cache_dir: str | Path | None = None
+    config: ShapesConfig, cache_dir: str | Path | None = None, normaliser_name: str = "keep_punct"
 ) -> CaptionDataset:
-    """The shapes dataset; with ``cache_dir``, generated once and kept in
-    ``<cache_dir>/shapes/<key>.npz``."""
+    """The shapes dataset, its captions tokenised by ``normaliser_name``; with ``cache_dir``,
+    generated once and kept in ``<cache_dir>/shapes/<key>.npz``."""
+    normalise = normaliser(normaliser_name)
     key = dataset_key(config)
     path = Path(cache_dir) / "shapes" / f"{key}.npz" if cache_dir is not None else None
     data = _load(path, key, config) if path is not None and path.exists() else None
@@ -95,7 +96,7 @@ def make_shapes_dataset(
         for i, record in enumerate(records[split]):
             name = image_id(split, i)
             raw = record["captions"]
-            splits[split].append(CaptionImage(name, [tokenize(c) for c in raw], raw))
+            splits[split].append(CaptionImage(name, [normalise(c) for c in raw], raw))
             scenes[name] = record["objects"]
             where[name] = (split, i)
 
@@ -108,7 +109,14 @@ def make_shapes_dataset(
         return images[split][i].copy()
 
     info = {"scenes": scenes, "config": asdict(config), "generator_version": GENERATOR_VERSION}
-    return CaptionDataset(name="shapes", splits=splits, key=key, load_image=load_image, info=info)
+    return CaptionDataset(
+        name="shapes",
+        splits=splits,
+        key=key,
+        load_image=load_image,
+        info=info,
+        normaliser=normaliser_name,
+    )
 
 
 def _save(
