@@ -24,7 +24,13 @@ module spells a key). Parts:
 Perplexity keys are ``<part>/<split>_pplx_<kind>_<stat>``: ``kind`` is ``plain`` or
 ``corrected`` (each ``<unk>`` charged 1/n_oov_types of its probability, so models with
 different vocabularies compare), ``stat`` is ``mean``, ``median`` or ``geomean`` over captions;
-``<part>/<split>_oov_types`` is that n_oov_types.
+``<part>/<split>_oov_types`` is that n_oov_types, and ``<part>/<split>_oov_type_rate`` /
+``_oov_token_rate`` the vocabulary's coverage of the split (:func:`coverage_key`). LM splits are
+``val`` (its own validation text), ``capval`` and ``captest`` (the caption val/test captions).
+``lm/stopped_at_cap`` and ``capgen/stopped_at_cap`` say a fit ran all its epochs while its
+validation loss was still improving; ``lm/val_sentences`` and ``lm/max_val_sentences`` how
+much validation text was used (null: all of it). ``job/normaliser`` is ``data.normaliser``;
+``job/transfer`` is ``lm_only`` for an LM-only job (``python -m caplm.lm``).
 
 This module imports nothing from caplm: training and the report both depend on it.
 """
@@ -33,6 +39,8 @@ from __future__ import annotations
 
 RESULTS_FILE = "results.json"
 COMPLETE = "complete"
+#: ``job/status`` of a grid point the study's design leaves out (see ``corpus.max_size_exponent``).
+NOT_APPLICABLE = "not_applicable"
 PARTS = ("job", "lm", "capgen", "transfer")
 
 CAPTION_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
@@ -92,6 +100,17 @@ def pplx_keys(part: str, split: str, stats: dict, oov_types: int) -> dict:
     out = {key(part, f"{split}_pplx_{name}"): v for name, v in stats.items()}
     out[key(part, f"{split}_oov_types")] = oov_types
     return out
+
+
+COVERAGE = ("oov_type_rate", "oov_token_rate")
+
+
+def coverage_key(part: str, split: str, rate: str) -> str:
+    """The share of a text's word types (``oov_type_rate``) or tokens (``oov_token_rate``) that
+    the vocabulary of ``part`` (``lm``/``capgen``) lacks."""
+    if rate not in COVERAGE:
+        raise ValueError(f"unknown coverage rate {rate!r}; known: {', '.join(COVERAGE)}")
+    return key(part, f"{split}_{rate}")
 
 
 def metric_key(metric: str) -> str:

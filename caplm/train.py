@@ -14,27 +14,25 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from omegaconf import DictConfig
 
 from caplm import CONF_DIR
-from caplm.data.corpora import build_corpus
 from caplm.data.datamodules import CaptionDataModule
 from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
 from caplm.data.text import Vocabulary
-from caplm.evaluation.evaluate import ValidationBLEU, evaluate_generator, evaluate_lm
+from caplm.evaluation.evaluate import ValidationBLEU, evaluate_generator
 from caplm.io import write_json
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.common import constructor_args
 from caplm.models.transfer.callback import WeightTransfer
 from caplm.models.transfer.modes import uses_lm
 from caplm.models.transfer.vocab import generator_vocabulary
-from caplm.results import RESULTS_FILE, grounding_key, keyed, lm_key, metric_key
-from caplm.runtime import lm_cache, loggers
-from caplm.runtime.config import check_config
-from caplm.runtime.jobs import Job
-from caplm.runtime.training import fit, make_trainer
+from caplm.results import RESULTS_FILE, capgen_key, grounding_key, keyed, metric_key
+from caplm.runtime import loggers
+from caplm.runtime.jobs import Job, run_job
+from caplm.runtime.lm_stage import language_model
+from caplm.runtime.training import ended_at_cap, fit, make_trainer
 
 log = logging.getLogger("caplm.train")
 
@@ -49,21 +47,7 @@ HEADLINE = (
 
 def run(cfg: DictConfig) -> dict:
     """Run one job; returns its results (also written to ``<output_dir>/results.json``)."""
-    check_config(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
-    job = Job(cfg)
-    with job.claim() as done:
-        if done is not None:
-            return done
-        loggers.set_aside_interrupted_runs(job.dir)
-        try:
-            results, captions, dataset, capgen_logger = _train_and_evaluate(cfg, job)
-            job.finish(results)
-            loggers.report(capgen_logger, results, captions, dataset.load_image)
-        finally:
-            loggers.finish()
-    return results
+    return run_job(cfg, _train_and_evaluate)
 
 
 def _train_and_evaluate(cfg: DictConfig, job: Job):
@@ -77,7 +61,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     results: dict = {}
     lm = None
     if uses_lm(mode):
-        lm, lm_results = _language_model(cfg, dataset)
+        lm, lm_results = language_model(cfg, dataset)
         results.update(lm_results)
         write_json(out / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
 
@@ -135,51 +119,24 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
                 "epochs": record["epochs"],
                 "resumed_after": record["resumed_after"],
                 "train_time_s": record["train_time_s"],
+                "stopped_at_cap": ended_at_cap(record["history"], cfg.model.fit.max_epochs),
             },
         )
     )
+    if results[capgen_key("stopped_at_cap")]:
+        log.warning(
+            "the caption generator stopped at its cap of %d epochs while its validation loss "
+            "was still improving; raise model.fit.max_epochs for a converged one",
+            cfg.model.fit.max_epochs,
+        )
     scores, captions = evaluate_generator(model, data, cfg.eval)
     results.update(scores)
     write_json(out / "test_captions.json", captions)
     for c in captions[: cfg.eval.show]:
         log.info("%s: %s  (ref: %s)", c["image_id"], c["caption"], c["references"][0])
-    return results, captions, dataset, capgen_logger
-
-
-def _language_model(cfg: DictConfig, dataset):
-    """The job's LM (cached or trained now) and its results: size, perplexities, diversity."""
-    corpus = build_corpus(cfg.corpus, dataset, cfg.seed)
-    lm_vocab = Vocabulary.build(corpus.train, cfg.corpus.min_word_freq)
-    lm_logger = loggers.build(cfg.get("logger"), "lm")
-    lm = lm_cache.get_or_train(
-        cfg.lm,
-        corpus,
-        lm_vocab,
-        cfg.seed,
-        cfg.paths.lm_cache_dir,
-        make_trainer=partial(make_trainer, cfg.trainer, logger=lm_logger),
+    return results, partial(
+        loggers.report, capgen_logger, captions=captions, load_image=dataset.load_image
     )
-    if not lm.trained_here:  # its curves were logged by the job that trained it: show them here
-        loggers.replay_history(lm_logger, lm.info["history"])
-    info = lm.info
-    results = {lm_key("cache_key"): lm.key, lm_key("trained_here"): lm.trained_here}
-    names = ("vocab_size", "params", "corpus_size", "epochs", "train_time_s")
-    results.update(keyed("lm", {name: info[name] for name in names}))
-    results[lm_key("resumed_after")] = info.get(
-        "resumed_after", []
-    )  # entries of older caches lack it
-    results.update(
-        evaluate_lm(
-            lm.model,
-            lm.vocab,
-            corpus.val,
-            dataset.sentences("test"),
-            corpus.train,
-            cfg.eval.lm_samples,
-            cfg.seed,
-        )
-    )
-    return lm, results
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

@@ -43,13 +43,15 @@ TINY = [
 TINY_EXTRA = ["corpus.num_scenes=100", "corpus.val_scenes=4"]
 
 
-def compose_config(tmp: Path, overrides: list[str], job: str = "job"):
-    """The composed config for ``overrides`` (on top of TINY), with outputs under ``tmp``."""
+def compose_config(tmp: Path, overrides: list[str], job: str = "job", config_name: str = "train"):
+    """The composed config for ``overrides`` (on top of TINY), with outputs under ``tmp``;
+    ``config_name="train_lm"`` composes an LM-only job (``python -m caplm.lm``)."""
+    tiny = TINY if config_name == "train" else [o for o in TINY if not o.startswith("model.")]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(
-            "train",
-            overrides=[*TINY, *overrides, f"paths.data_dir={tmp}/data"],
+            config_name,
+            overrides=[*tiny, *overrides, f"paths.data_dir={tmp}/data"],
             return_hydra_config=True,
         )
     HydraConfig().set_config(cfg)
@@ -61,3 +63,10 @@ def compose_config(tmp: Path, overrides: list[str], job: str = "job"):
 @pytest.fixture
 def make_cfg(tmp_path):
     return lambda overrides=(), job="job": compose_config(tmp_path, list(overrides), job)
+
+
+@pytest.fixture
+def make_lm_cfg(tmp_path):
+    return lambda overrides=(), job="lm_job": compose_config(
+        tmp_path, list(overrides), job, "train_lm"
+    )

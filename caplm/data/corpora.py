@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("captions", "caption_dataset", "shapes_extra", "textfile", "lm1b")
 #: The keys a ``corpus`` config may have: those of every source, then each source's own.
-CORPUS_KEYS = ("name", "source", "size_exponent", "min_word_freq", "max_val_sentences")
+CORPUS_KEYS = ("name", "source", "size_exponent", "max_size_exponent", "min_word_freq",
+               "max_val_sentences")  # fmt: skip
 SOURCE_KEYS = {
     "captions": (),
     "caption_dataset": ("dataset",),
@@ -59,6 +60,19 @@ SOURCE_KEYS = {
 }
 LM1B_TRAIN = "training-monolingual.tokenized.shuffled/news.en-{:05d}-of-00100"
 LM1B_HELDOUT = "heldout-monolingual.tokenized.shuffled/news.en.heldout-{:05d}-of-00050"
+
+
+def outside_design(corpus_cfg) -> str | None:
+    """Why a corpus's size exponent is outside its design (``corpus.max_size_exponent``: the
+    study grows the in-domain corpus only up to e = 0), or None. A sweep over one list of
+    exponents for several corpora marks such points not applicable instead of failing."""
+    top, e = corpus_cfg.get("max_size_exponent"), corpus_cfg.get("size_exponent")
+    if top is None or e is None or float(e) <= float(top):
+        return None
+    return (
+        f"corpus {corpus_cfg.name!r} goes up to size_exponent {top} in this design "
+        f"(corpus.max_size_exponent), not {e}"
+    )
 
 
 def corpus_size(size_exponent: float | None, num_caption_sentences: int, pool_size: int) -> int:

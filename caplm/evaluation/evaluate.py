@@ -20,11 +20,12 @@ from caplm.data.text import PAD_ID, Vocabulary
 from caplm.evaluation.coco import caption_metrics, torchmetrics_bleu4
 from caplm.evaluation.diversity import diversity
 from caplm.evaluation.grounding import grounding_scores
-from caplm.evaluation.perplexity import oov_stats, perplexity_stats
+from caplm.evaluation.perplexity import coverage, oov_stats, perplexity_stats
 from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score_matrix
 from caplm.results import (
     SPICE_STATUS,
     capgen_key,
+    coverage_key,
     div_key,
     grounding_key,
     lm_sample_div_key,
@@ -88,15 +89,20 @@ def perplexities(
     sentences: Sequence[Sequence[str]],
     vocab: Vocabulary,
 ) -> dict:
-    """Perplexity results of ``part`` (``lm``/``capgen``) on a split's sentences."""
+    """Perplexity results of ``part`` (``lm``/``capgen``) on a split's sentences, and the
+    vocabulary's coverage of them (``<split>_oov_type_rate``, ``<split>_oov_token_rate``)."""
     unk_counts, n_oov = oov_stats(list(sentences), vocab)
-    return pplx_keys(part, split, perplexity_stats(token_logprobs, unk_counts, n_oov), n_oov)
+    results = pplx_keys(part, split, perplexity_stats(token_logprobs, unk_counts, n_oov), n_oov)
+    rates = coverage(list(sentences), vocab)
+    return results | {coverage_key(part, split, rate): v for rate, v in rates.items()}
 
 
 def evaluate_lm(
-    lm, vocab: Vocabulary, val_sentences, test_sentences, train_sentences, samples: int, seed: int
-) -> dict:
-    """The LM's perplexities (its own validation text, the caption test set) and diversity."""
+    lm, vocab: Vocabulary, texts: dict[str, list[list[str]]], train_sentences, samples: int,
+    seed: int,
+) -> dict:  # fmt: skip
+    """The LM's perplexities on each of ``texts`` (name -> sentences: its own validation text
+    ``val``, the caption sets ``capval`` and ``captest``), and the diversity of its samples."""
     device = next(lm.parameters()).device
     lm.eval()
 
@@ -104,7 +110,7 @@ def evaluate_lm(
         return lm.token_logprobs(inputs.to(device), targets.to(device))
 
     results = {}
-    for split, sentences in (("val", val_sentences), ("captest", test_sentences)):
+    for split, sentences in texts.items():
         lps = sentence_logprobs(score, sentences, vocab)
         results.update(perplexities("lm", split, lps, sentences, vocab))
     if samples:

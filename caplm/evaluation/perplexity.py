@@ -12,6 +12,7 @@ evaluated text that the vocabulary lacks: log P' = log P - n_unk * log(n_oov_typ
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +31,19 @@ def oov_stats(sentences: list[list[str]], vocab: Vocabulary) -> tuple[list[int],
         unk_counts.append(len(oov))
         oov_types.update(oov)
     return unk_counts, len(oov_types)
+
+
+def coverage(sentences: list[list[str]], vocab: Vocabulary) -> dict[str, float]:
+    """How far ``vocab`` covers a text: ``oov_type_rate`` (share of its word types that map to
+    ``<unk>``) and ``oov_token_rate`` (share of its word tokens that do)."""
+    counts = Counter(t for tokens in sentences for t in tokens)
+    if not counts:
+        raise ValueError("no words to measure the vocabulary's coverage on")
+    missing = [w for w in counts if w not in vocab.stoi]
+    return {
+        "oov_type_rate": len(missing) / len(counts),
+        "oov_token_rate": sum(counts[w] for w in missing) / sum(counts.values()),
+    }
 
 
 def caption_perplexities(

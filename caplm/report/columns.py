@@ -6,8 +6,11 @@ from __future__ import annotations
 from caplm.models.transfer.modes import BASELINE, CONTROL  # noqa: F401  (drawn as reference lines)
 from caplm.results import (
     STATUS,
+    capgen_key,
+    coverage_key,
     div_key,
     job_key,
+    lm_key,
     metric_key,
     pplx_key,
     ret_key,
@@ -38,3 +41,20 @@ KEY_COLUMNS = (
     ("R@1", ret_key("R@1")),
     ("R@10", ret_key("R@10")),
 )
+
+# The report's table of the study's LM measures (LM-only sweeps and generator sweeps alike).
+LM_COLUMNS = (
+    ("val pplx", pplx_key("lm", "val")),
+    ("val pplx plain", pplx_key("lm", "val", "plain")),
+    ("capval pplx", pplx_key("lm", "capval")),
+    ("captest pplx", LM_PPLX),
+    ("captest plain", pplx_key("lm", "captest", "plain")),
+    ("captest median", pplx_key("lm", "captest", stat="median")),
+    ("captest mean", pplx_key("lm", "captest", stat="mean")),
+    ("OOV types", coverage_key("lm", "captest", "oov_type_rate")),
+    ("OOV tokens", coverage_key("lm", "captest", "oov_token_rate")),
+    ("LM vocab", lm_key("vocab_size")),
+    ("epochs", lm_key("epochs")),
+    ("at cap", lm_key("stopped_at_cap")),
+)
+GEN_AT_CAP = capgen_key("stopped_at_cap")

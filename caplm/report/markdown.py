@@ -10,12 +10,21 @@ from caplm.io import write_text
 from caplm.report.columns import (
     ALPHA,
     CELL,
+    GEN_AT_CAP,
     GEN_PPLX,
     HEADLINE_METRIC,
     KEY_COLUMNS,
+    LM_COLUMNS,
     LM_PPLX,
 )
 from caplm.report.plots import plot_report
+from caplm.report.study import (
+    HEADLINE,
+    MEASURES,
+    STUDY_DATA,
+    on_study_data,
+    study_comparison,
+)
 from caplm.report.summary import correlations, summarize
 from caplm.report.sweep import Sweep
 from caplm.results import SPICE_STATUS, metric_key
@@ -33,7 +42,10 @@ def write_report(sweep: Sweep, out: str | Path) -> list[str]:
     write_text(out / "summary.csv", cells.to_csv(index=False))
     write_text(out / "correlations.csv", corr.to_csv(index=False))
     plots = plot_report(sweep.complete, cells, out)
-    write_text(out / "report.md", _report_md(sweep, cells, corr, plots))
+    study = study_comparison(sweep.table) if on_study_data(sweep.table) else None
+    if study is not None:
+        write_text(out / "study_comparison.csv", study.to_csv(index=False))
+    write_text(out / "report.md", _report_md(sweep, cells, corr, plots, study))
     return list(corr["verdict"])
 
 
@@ -74,9 +86,21 @@ def _reused_note(reused: int) -> str:
     )
 
 
-def _report_md(sweep: Sweep, cells: pd.DataFrame, corr: pd.DataFrame, plots: dict) -> str:
+def _not_applicable_note(jobs) -> str:
+    if not jobs:
+        return ""
+    return (
+        f"; {len(jobs)} more grid point(s) are outside the design and were not run (e.g. "
+        f"`{jobs[0]}`: an exponent above the corpus's `max_size_exponent`)"
+    )
+
+
+def _report_md(
+    sweep: Sweep, cells: pd.DataFrame, corr: pd.DataFrame, plots: dict, study: pd.DataFrame | None
+) -> str:
     done = sweep.complete
     total = sweep.expected if sweep.expected is not None else sweep.found
+    total -= len(sweep.not_applicable)
     counted = "expected from multirun.yaml" if sweep.expected is not None else "job folders found"
     problems = [f"`{job}`: {why}" for job, why in sweep.incomplete]
     problems += [f"never started: `{job}`" for job in sweep.never_started]
@@ -86,7 +110,8 @@ def _report_md(sweep: Sweep, cells: pd.DataFrame, corr: pd.DataFrame, plots: dic
         "",
         f"**{sweep.finished} of {total} jobs complete** ({total} {counted}; "
         f"{len(sweep.incomplete)} incomplete, {len(sweep.never_started)} never started, "
-        f"{len(sweep.skipped)} unreadable){_reused_note(sweep.finished - len(done))}. "
+        f"{len(sweep.skipped)} unreadable){_reused_note(sweep.finished - len(done))}"
+        f"{_not_applicable_note(sweep.not_applicable)}. "
         "Per-job tables: [results.md](results.md), [results.csv](results.csv).",
         "",
         "## Summary: mean ± std over seeds per grid cell",
@@ -96,6 +121,10 @@ def _report_md(sweep: Sweep, cells: pd.DataFrame, corr: pd.DataFrame, plots: dic
         "deviation over seeds (none shown where n = 1). All columns: "
         "[summary.csv](summary.csv).",
         "",
+        "## Language models: the study's LM measures",
+        "",
+        *_lm_md(cells, done),
+        "",
         f"## Does a better LM transfer better? ({HEADLINE_METRIC} against LM perplexity)",
         "",
         f"Rank correlation of `{LM_PPLX}` with `{metric_key(HEADLINE_METRIC)}` across LMs, "
@@ -104,6 +133,10 @@ def _report_md(sweep: Sweep, cells: pd.DataFrame, corr: pd.DataFrame, plots: dic
         f"transferred better; it counts as significant when both p < {ALPHA}.",
         "",
         *([f"- {v}" for v in corr["verdict"]] or ["- no transfer mode has LM perplexities"]),
+        "",
+        "## The study's numbers beside ours",
+        "",
+        *_study_md(sweep.table, study),
         "",
         "## Plots",
         "",
@@ -121,18 +154,102 @@ def _report_md(sweep: Sweep, cells: pd.DataFrame, corr: pd.DataFrame, plots: dic
 
 
 def _summary_md(cells: pd.DataFrame) -> str:
-    # Cell keys with one value everywhere say nothing per row: state them once above.
-    keys = [c for c in CELL if c in cells]
-    same = [c for c in keys if cells[c].nunique(dropna=False) == 1]
-    table = cells[[c for c in keys if c not in same] + ["n"]].copy()
+    keys, fixed = _varying(cells, [c for c in CELL if c in cells])
+    table = cells[[*keys, "n"]].copy()
     for header, key in KEY_COLUMNS:
         if f"{key}.mean" in cells and cells[f"{key}.mean"].notna().any():
             table[header] = [
                 _mean_std(m, s)
                 for m, s in zip(cells[f"{key}.mean"], cells[f"{key}.std"], strict=True)
             ]
-    fixed = [f"{c} = {cells[c].iloc[0]}" for c in same if pd.notna(cells[c].iloc[0])]
-    return (f"In every cell: {', '.join(fixed)}.\n\n" if fixed else "") + markdown_table(table)
+    return fixed + markdown_table(table)
+
+
+def _lm_md(cells: pd.DataFrame, done: pd.DataFrame) -> list[str]:
+    """Per cell with an LM: its perplexities (corrected geometric mean unless named), the
+    vocabulary's coverage of the caption test set, its epochs; and fits stopped at their cap."""
+    shown = [(h, k) for h, k in LM_COLUMNS if f"{k}.mean" in cells]
+    if not shown:
+        return ["- no job trained or reused a language model"]
+    with_lm = cells[cells[f"{shown[0][1]}.mean"].notna()]
+    keys, fixed = _varying(with_lm, [c for c in CELL if c in with_lm])
+    table = with_lm[[*keys, "n"]].copy()
+    for header, key in shown:
+        table[header] = [
+            _mean_std(m, sd) for m, sd in zip(with_lm[f"{key}.mean"], with_lm[f"{key}.std"],
+                                              strict=True)
+        ]  # fmt: skip
+    lines = [fixed + markdown_table(table)]
+    lines.append(
+        "Perplexities are corrected for OOV words (the study's measure) unless marked plain; "
+        "OOV types / tokens: the share of the caption test set's word types / tokens the LM's "
+        "vocabulary lacks; at cap: the share of seeds whose LM ran all `lm.fit.max_epochs` "
+        "while still improving."
+    )
+    for what, key in (("LM", LM_COLUMNS[-1][1]), ("caption generator", GEN_AT_CAP)):
+        capped = int(done[key].fillna(False).astype(bool).sum()) if key in done else 0
+        if capped:
+            lines.append(
+                f"- **{capped} job(s)' {what} stopped at its epoch cap while its validation "
+                "loss was still improving** (raise its `fit.max_epochs`); their numbers are "
+                "not of a converged model."
+            )
+    return lines
+
+
+def _varying(table: pd.DataFrame, keys: list[str]) -> tuple[list[str], str]:
+    """The keys whose value differs between rows, and a sentence stating the others once
+    (a key with one value everywhere says nothing per row)."""
+    same = [c for c in keys if table[c].nunique(dropna=False) == 1]
+    fixed = [f"{c} = {table[c].iloc[0]}" for c in same if pd.notna(table[c].iloc[0])]
+    sentence = f"In every cell: {', '.join(fixed)}.\n\n" if fixed else ""
+    return [c for c in keys if c not in same], sentence
+
+
+def _study_md(table: pd.DataFrame, study: pd.DataFrame | None) -> list[str]:
+    """The report's section on the study's numbers (study_comparison's headline measures)."""
+    if study is None:
+        data = sorted(map(str, table["data"].dropna().unique())) if "data" in table else []
+        return [
+            f"- no comparison: the study ran on {STUDY_DATA} only, and this sweep's caption "
+            f"data is {', '.join(data) or 'not recorded'}."
+        ]
+    if study.empty:
+        return [
+            f"- no complete job sits in one of the study's cells ({STUDY_DATA}: the LM corpora "
+            "captions, mscoco and lm1b by size exponent, the random frozen RNN, partial "
+            "training); see [study_comparison.csv](study_comparison.csv)."
+        ]
+    keys = ", ".join(f"{label}: `{key}`" for _, key, label in MEASURES if label in HEADLINE)
+    return [
+        "caplm's mean ± std over seeds (n) beside the study's mean over its runs, per grid cell "
+        "the study also ran, and the ratio ours / study. The study's numbers are comparable "
+        "with ours only when the sweep ran with `data.normaliser=study` (the study's "
+        f"tokenisation) and the study's hyper-parameters. {keys}. Every measure: "
+        "[study_comparison.csv](study_comparison.csv).",
+        "",
+        _study_table_md(study),
+    ]
+
+
+def _study_table_md(study: pd.DataFrame) -> str:
+    """One row per cell: for each headline measure, ours ± std (n), the study's, the ratio."""
+    keys = [c for c in (*CELL, "study_experiment") if c in study]
+    rows = []
+    for _, group in study.groupby(keys, dropna=False, sort=False):
+        row = {c: group[c].iloc[0] for c in keys}
+        by_measure = group.set_index("measure")
+        for label in HEADLINE:
+            m = by_measure.loc[label]
+            row[f"{label} ours"] = _mean_std(m["caplm_mean"], m["caplm_std"]) + (
+                f" ({m['n_seeds']})" if m["n_seeds"] else ""
+            )
+            row[f"{label} study"] = m["study_mean"]
+            row[f"{label} ratio"] = "" if pd.isna(m["ratio"]) else f"{m['ratio']:.2f}"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    varying, fixed = _varying(table, keys)
+    return fixed + markdown_table(table.drop(columns=[c for c in keys if c not in varying]))
 
 
 def _spice_md(done: pd.DataFrame) -> list[str]:

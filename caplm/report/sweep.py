@@ -19,7 +19,15 @@ import yaml
 
 from caplm.io import read_json
 from caplm.report.columns import CELL, FIRST_COLUMNS, REQUIRED
-from caplm.results import COMPLETE, OVERRIDES, RESULTS_FILE, REUSED_FROM, STATUS, column
+from caplm.results import (
+    COMPLETE,
+    NOT_APPLICABLE,
+    OVERRIDES,
+    RESULTS_FILE,
+    REUSED_FROM,
+    STATUS,
+    column,
+)
 
 
 class ReportError(Exception):
@@ -38,6 +46,7 @@ class Sweep:
     never_started: list[str]  # expected by a multirun.yaml, no folder at all
     expected: int | None  # jobs the multirun.yaml files ask for; None when unknown
     notes: list[str]  # why the expected count is unknown, and the like
+    not_applicable: list[str] = ()  # job dirs of grid points outside the design (not run)
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -70,7 +79,7 @@ def scan(root: str | Path) -> Sweep:
     # A job folder has results.json once it has finished, and Hydra's .hydra/ from its start.
     job_dirs = {p.parent for p in root.rglob(RESULTS_FILE)}
     job_dirs |= {p.parent for p in root.rglob(".hydra") if p.is_dir()}
-    rows, incomplete, skipped, overrides = [], [], [], {}
+    rows, incomplete, skipped, not_applicable, overrides = [], [], [], [], {}
     for job in sorted(job_dirs):
         rel = job.relative_to(root).as_posix()
         results = _read_results(job / RESULTS_FILE) if (job / RESULTS_FILE).exists() else None
@@ -81,6 +90,9 @@ def scan(root: str | Path) -> Sweep:
         if results is None:
             incomplete.append((rel, f"no {RESULTS_FILE}"))
             continue
+        if results[STATUS] == NOT_APPLICABLE:
+            not_applicable.append(rel)
+            continue
         if results[STATUS] != COMPLETE:
             incomplete.append((rel, f"status {results[STATUS]!r}"))
         rows.append({"job_dir": rel, **results})
@@ -89,7 +101,8 @@ def scan(root: str | Path) -> Sweep:
         raise ReportError(f"{root}: no readable {RESULTS_FILE} found{found}; nothing to report")
     expected, never_started, notes = _expected_jobs(root, overrides)
     table = _tidy(rows)
-    return Sweep(root, len(job_dirs), table, incomplete, skipped, never_started, expected, notes)
+    return Sweep(root, len(job_dirs), table, incomplete, skipped, never_started, expected, notes,
+                 not_applicable)  # fmt: skip
 
 
 def collect(root: str | Path) -> pd.DataFrame:

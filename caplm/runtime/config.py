@@ -249,6 +249,8 @@ def _check_corpus(cfg, p: Problems) -> None:
     p.keys("corpus", corpus, (*CORPUS_KEYS, *SOURCE_KEYS[src]))
     e = corpus.get("size_exponent")
     p.value("corpus.size_exponent", e, e is None or _number(e), "a number or null (the pool)")
+    top = corpus.get("max_size_exponent")
+    p.value("corpus.max_size_exponent", top, top is None or _number(top), "a number or null")
     p.value("corpus.min_word_freq", corpus.get("min_word_freq"),
             _int(corpus.get("min_word_freq"), 1), "an integer >= 1")  # fmt: skip
 

@@ -21,18 +21,22 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
 from filelock import FileLock
 from omegaconf import DictConfig
 
+from caplm.data.corpora import outside_design
 from caplm.data.features import FINGERPRINTS
 from caplm.io import file_digests, read_json, stable_hash, to_dict, write_json
-from caplm.models.transfer.modes import uses_lm
+from caplm.models.transfer.modes import job_mode, job_uses_lm
 from caplm.results import (
     COMPLETE,
     CONFIG_HASH,
+    NOT_APPLICABLE,
     OVERRIDES,
     RESULTS_FILE,
     REUSED_FROM,
@@ -40,7 +44,8 @@ from caplm.results import (
     job_key,
     keyed,
 )
-from caplm.runtime.config import NOT_RESULTS
+from caplm.runtime import loggers
+from caplm.runtime.config import NOT_RESULTS, check_config
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,7 @@ def job_identity(cfg: DictConfig) -> dict:
     """The resolved config entries that determine the job's results."""
     identity = {k: to_dict(v) for k, v in cfg.items_ex(resolve=False) if k not in NOT_RESULTS}
     identity.get("eval", {}).pop("show", None)
-    if not uses_lm(cfg.transfer.mode):
+    if not job_uses_lm(cfg):
         identity.pop("corpus", None)
         identity.pop("lm", None)
     files = {}
@@ -78,7 +83,7 @@ def _input_files(where: str, node) -> dict[str, Path]:
 
 def grid_cell(cfg: DictConfig) -> dict:
     """The ``job/`` entries of results.json: where the job sits in the study's grid."""
-    with_lm = uses_lm(cfg.transfer.mode)
+    with_lm = job_uses_lm(cfg)
     cell = {
         "experiment": cfg.task_name,
         "data": cfg.data.name,
@@ -86,10 +91,38 @@ def grid_cell(cfg: DictConfig) -> dict:
         "size_exponent": cfg.corpus.size_exponent if with_lm else None,
         "lm": cfg.lm.name if with_lm else None,
         "lm_max_epochs": cfg.lm.fit.max_epochs if with_lm else None,
-        "transfer": cfg.transfer.mode,
+        "transfer": job_mode(cfg),
+        "normaliser": cfg.data.normaliser,
         "seed": cfg.seed,
     }
     return keyed("job", cell)
+
+
+def run_job(
+    cfg: DictConfig, body: Callable[[DictConfig, Job], tuple[dict, Callable | None]]
+) -> dict:
+    """Check the config, then run ``body(cfg, job)`` unless the job is complete; write its
+    results (``body`` returns them and what to do once they are written, or None)."""
+    check_config(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    job = Job(cfg)
+    outside = outside_design(cfg.corpus) if job_uses_lm(cfg) else None
+    if outside is not None:
+        log.info("not applicable, nothing to run: %s", outside)
+        return job.finish({job_key("reason"): outside}, status=NOT_APPLICABLE)
+    with job.claim() as done:
+        if done is not None:
+            return done
+        loggers.set_aside_interrupted_runs(job.dir)
+        try:
+            results, then = body(cfg, job)
+            job.finish(results)
+            if then is not None:
+                then(results)
+        finally:
+            loggers.finish()
+    return results
 
 
 def _hydra():
@@ -184,7 +217,7 @@ class Job:
                 return results
         return None
 
-    def finish(self, results: dict) -> dict:
+    def finish(self, results: dict, status: str = COMPLETE) -> dict:
         results.update(grid_cell(self.cfg))
         results[OVERRIDES] = self.overrides
         results[CONFIG_HASH] = self.key
@@ -192,7 +225,8 @@ class Job:
         results[job_key("finished")] = _now()
         results[job_key("host")] = socket.gethostname()
         results[job_key("pid")] = os.getpid()
-        results[STATUS] = COMPLETE
+        results[STATUS] = status
+        self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.dir / RESULTS_FILE, results)
         return results
 

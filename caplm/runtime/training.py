@@ -157,6 +157,18 @@ def make_trainer(
 DONE = "fit_done.json"
 
 
+def ended_at_cap(history: list[dict], max_epochs: int) -> bool:
+    """Whether a fit ran all ``max_epochs`` epochs and its last epoch still had the lowest
+    validation loss so far: it stopped at its cap while still improving."""
+    losses = [row[MONITOR] for row in history if MONITOR in row]
+    return (
+        bool(max_epochs)
+        and len(history) >= max_epochs
+        and bool(losses)
+        and (losses[-1] <= min(losses))
+    )
+
+
 def fit(
     trainer: L.Trainer,
     model: L.LightningModule,

@@ -105,3 +105,23 @@ def test_unk_without_oov_types_is_an_error():
 def test_bad_inputs_are_clear_errors(logprobs, unks, match):
     with pytest.raises(ValueError, match=match):
         perplexity_stats(logprobs, unks, 3)
+
+
+def test_coverage_counts_oov_types_and_tokens():
+    from caplm.evaluation.perplexity import coverage
+
+    vocab = Vocabulary(["a", "dog"])
+    text = [["a", "dog", "runs"], ["a", "cat", "runs", "a"]]
+    # types a, dog, runs, cat: runs and cat missing; tokens: 7, of which 3 (runs x2, cat) missing
+    assert coverage(text, vocab) == {"oov_type_rate": 2 / 4, "oov_token_rate": 3 / 7}
+    with pytest.raises(ValueError, match="no words"):
+        coverage([[]], vocab)
+
+
+def test_corrected_perplexity_of_a_hand_computed_caption():
+    """One caption "a <unk> <eos>" with 3 OOV types in the text: log P' = log P - 1 x log 3."""
+    logprobs = [np.log([0.5, 0.3, 0.8])]
+    stats = perplexity_stats(logprobs, unk_counts=[1], n_oov_types=3)
+    plain = (0.5 * 0.3 * 0.8) ** (-1 / 3)
+    assert stats["plain_geomean"] == pytest.approx(plain, rel=1e-12)
+    assert stats["corrected_geomean"] == pytest.approx((0.5 * 0.3 / 3 * 0.8) ** (-1 / 3), rel=1e-12)

@@ -357,3 +357,31 @@ def test_jobs_that_reused_an_identical_jobs_results_count_once(sweeps):
     assert main([str(sweeps), "--out", str(sweeps / "out")]) == 0
     text = (sweeps / "out" / "report.md").read_text()
     assert "**23 of " in text and "3 of them reused the result of an identical job" in text
+
+
+def test_report_tabulates_lm_measures_and_flags_lms_stopped_at_their_cap(tmp_path):
+    """An LM-only sweep (python -m caplm.lm): LM measures per cell, capped LMs called out."""
+    from caplm.results import coverage_key
+
+    jobs = []
+    for e, capped in ((-1, True), (0, False)):
+        for seed in (1, 2):
+            r = {k: v for k, v in fake_results("captions", "init", e, seed).items()
+                 if k.startswith(("job/", "lm/"))}  # fmt: skip
+            r["job/transfer"] = "lm_only"
+            r[coverage_key("lm", "captest", "oov_type_rate")] = 0.25
+            r[coverage_key("lm", "captest", "oov_token_rate")] = 0.02
+            r["lm/stopped_at_cap"] = capped and seed == 1
+            jobs.append(([f"corpus.size_exponent={e}", f"seed={seed}"], r))
+    write_sweep(tmp_path / "lm", "lm", {}, ["corpus.size_exponent=-1,0", "seed=1,2"], jobs)
+    assert main([str(tmp_path / "lm")]) == 0
+    md = (tmp_path / "lm" / "report" / "report.md").read_text()
+    section = md.split("## Language models: the study's LM measures")[1].split("\n## ")[0]
+    assert "transfer = lm_only" in section
+    lines = [line for line in section.splitlines() if line.startswith("| -1 |")]
+    assert len(lines) == 1
+    # cell e=-1: captest pplx 46 x (1 +- 0.02); OOV type rate 0.25; at cap in 1 of 2 seeds
+    cells = [c.strip() for c in lines[0].split("|")[1:-1]]
+    assert cells[1] == "2" and cells[-1] == "0.500 ± 0.707" and "0.250 ± 0.000" in cells
+    assert "**1 job(s)' LM stopped at its epoch cap" in section
+    assert "caption generator stopped" not in section

@@ -2,6 +2,7 @@
 
 import importlib.util
 import itertools
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -28,6 +29,8 @@ def _sweep_jobs(cfg):
     parser = OverridesParser.create()
     axes = [
         [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
         for o in parser.parse_overrides([f"{k}={v}" for k, v in params.items()])
     ]
     return [list(job) for job in itertools.product(*axes)]
@@ -58,7 +61,8 @@ def test_every_job_of_every_experiment_composes(name):
     assert cfg.task_name == name  # the sweep's folder is multirun/<name>
     jobs = _sweep_jobs(cfg)
     assert jobs, "an experiment is a sweep"
-    for job in jobs:
+    step = max(1, len(jobs) // 40)  # the big study grids: every step-th job (and the last)
+    for job in [*jobs[::step], jobs[-1]]:
         composed = _compose([f"+experiment={name}", *job])
         check_config(composed)  # every setting known and valid
         job_cfg = _resolved(composed)
@@ -179,3 +183,40 @@ def test_job_dirname_is_one_short_folder_name_without_settings_that_do_not_chang
     assert job_dirname(["seed=1", "data.features_file=" + path]) == (
         "data.features_file=" + path.replace("/", ".") + ",seed=1"
     )  # short enough: as it is
+
+
+def test_paper_flickr8k_is_the_studys_grid_with_its_hyper_parameters():
+    import csv
+
+    cfg = _compose(["+experiment=paper_flickr8k"])
+    jobs = _sweep_jobs(cfg)
+    assert len(jobs) == 3 * 5 * 4 * 5  # study cell x exponent x transfer x run
+    # a copy of the study's hyper-parameters as its authors' files give them (../shared/)
+    with open(Path(__file__).with_name("study_hyperparams.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    for corpus in ("flickr8k", "mscoco", "lm1b"):
+        c = _resolved(_compose(["+experiment=paper_flickr8k", f"+study={corpus}"]))
+        assert c["data"]["normaliser"] == "study" and c["corpus"]["name"] in (corpus, "captions")
+        assert c["lm"]["fit"]["max_epochs"] == c["model"]["fit"]["max_epochs"] == 100
+        assert c["lm"]["fit"]["patience"] == c["model"]["fit"]["patience"] == 1
+        for row in rows:
+            if row["corpus"] != corpus:
+                continue
+            node = c["lm"] if row["stage"] == "lm" else c["model"]
+            assert (node["embed_size"], node["rnn_size"]) == (int(row["embed_size"]),
+                                                              int(row["rnn_size"]))  # fmt: skip
+            assert node["optimizer"] == row["optimizer"]
+            assert node["lr"] == float(row["learning_rate"])
+            assert node["weight_decay"] == float(row["weights_reg_weight"])
+            assert node["embed_dropout"] == float(row["embedding_dropout_prob"])
+            assert node["rnn_dropout"] == float(row["rnn_dropout_prob"])
+            assert node["fit"]["batch_size"] == int(row["minibatch_size"])
+            assert node["fit"]["gradient_clip_val"] == float(row["max_gradient_norm"])
+            if row["stage"] == "generator":
+                assert node["post_image_size"] == int(row["post_image_size"])
+                assert node["image_activation"] == row["post_image_activation"]
+                assert node["image_dropout"] == float(row["image_dropout_prob"])
+                assert c["generation"]["beam_width"] == int(row["beam_width"])
+    in_domain = _compose(["+experiment=paper_flickr8k", "+study=flickr8k"])
+    assert in_domain.corpus.max_size_exponent == 0  # e 0.5 and 1: not applicable

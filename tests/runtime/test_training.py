@@ -3,6 +3,7 @@ fit that is done once and resumed or reloaded after."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
@@ -76,3 +77,20 @@ def test_a_finished_fit_is_reloaded_not_trained_again(make_cfg, tmp_path):
     assert second == record
     for name, value in trained.state_dict().items():
         assert torch.equal(value, again.state_dict()[name]), name
+
+
+@pytest.mark.parametrize(
+    "losses, max_epochs, capped",
+    [
+        ([3.0, 2.0, 1.0], 3, True),  # ran all epochs, the last one the best: still improving
+        ([3.0, 1.0, 2.0], 3, False),  # the best was before the end
+        ([3.0, 2.0], 3, False),  # stopped early
+        ([2.0, 2.0], 2, True),  # a tie with the best still counts as not yet worse
+        ([], 0, False),  # an untrained LM (max_epochs 0)
+    ],
+)
+def test_ended_at_cap_flags_a_fit_stopped_while_still_improving(losses, max_epochs, capped):
+    from caplm.runtime.training import MONITOR, ended_at_cap
+
+    history = [{"epoch": i + 1, MONITOR: v} for i, v in enumerate(losses)]
+    assert ended_at_cap(history, max_epochs) is capped

@@ -24,6 +24,19 @@ PARTS = {"embedding": ("prefix.embedding.",), "rnn": ("prefix.rnn.", "prefix.ini
 VOCAB_POLICIES = ("intersect", "caption")
 #: The keys of a ``transfer`` config.
 TRANSFER_KEYS = ("mode", "parts", "vocab_policy")
+#: ``job/transfer`` of a language model trained and evaluated alone (``python -m caplm.lm``).
+LM_ONLY = "lm_only"
+
+
+def job_mode(cfg) -> str:
+    """A job config's transfer mode, or LM_ONLY for an LM-only job (no ``transfer`` group)."""
+    return cfg["transfer"]["mode"] if "transfer" in cfg else LM_ONLY
+
+
+def job_uses_lm(cfg) -> bool:
+    """Whether a job config trains or reuses a language model."""
+    mode = job_mode(cfg)
+    return mode == LM_ONLY or uses_lm(mode)
 
 
 def check_mode(mode: str) -> None:

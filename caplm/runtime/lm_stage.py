@@ -1,0 +1,69 @@
+"""The language-model stage of a job: its corpus, the LM (from the shared cache or trained
+now) and its measures. ``python -m caplm.train`` runs it before the caption generator when the
+transfer mode uses an LM; ``python -m caplm.lm`` runs it alone, on text only.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from omegaconf import DictConfig
+
+from caplm.data.corpora import build_corpus
+from caplm.data.text import Vocabulary
+from caplm.data.types import CaptionDataset
+from caplm.evaluation.evaluate import evaluate_lm
+from caplm.results import keyed, lm_key
+from caplm.runtime import lm_cache, loggers
+from caplm.runtime.lm_cache import CachedLM
+from caplm.runtime.training import ended_at_cap, make_trainer
+
+log = logging.getLogger(__name__)
+
+#: What an LM's cache entry says about it, copied into the results.
+INFO_RESULTS = ("vocab_size", "params", "corpus_size", "epochs", "train_time_s")
+
+
+def language_model(cfg: DictConfig, dataset: CaptionDataset) -> tuple[CachedLM, dict]:
+    """The job's LM and its results: size, corpus, training, perplexities on its validation
+    text (``val``) and on the caption dataset's val and test captions (``capval``,
+    ``captest``) with the vocabulary's coverage of each, and its samples' diversity."""
+    corpus = build_corpus(cfg.corpus, dataset, cfg.seed, cfg.paths.cache_dir)
+    lm_vocab = Vocabulary.build(corpus.train, cfg.corpus.min_word_freq)
+    lm_logger = loggers.build(cfg.get("logger"), "lm")
+    lm = lm_cache.get_or_train(
+        cfg.lm,
+        corpus,
+        lm_vocab,
+        cfg.seed,
+        cfg.paths.lm_cache_dir,
+        make_trainer=partial(make_trainer, cfg.trainer, logger=lm_logger),
+    )
+    if not lm.trained_here:  # its curves were logged by the job that trained it: show them here
+        loggers.replay_history(lm_logger, lm.info["history"])
+    info = lm.info
+    results = {lm_key("cache_key"): lm.key, lm_key("trained_here"): lm.trained_here}
+    results.update(keyed("lm", {name: info[name] for name in INFO_RESULTS}))
+    results[lm_key("resumed_after")] = info.get("resumed_after", [])  # older entries lack it
+    results.update(keyed("lm", {k: corpus.info[k] for k in ("pool_size", "max_val_sentences")}))
+    results[lm_key("val_sentences")] = len(corpus.val)
+    results[lm_key("stopped_at_cap")] = capped = ended_at_cap(
+        info["history"], cfg.lm.fit.max_epochs
+    )
+    if capped:
+        log.warning(
+            "LM %s stopped at its cap of %d epochs while its validation loss was still "
+            "improving; raise lm.fit.max_epochs for a converged LM",
+            lm.key,
+            cfg.lm.fit.max_epochs,
+        )
+    texts = {
+        "val": corpus.val,
+        "capval": dataset.sentences("val"),
+        "captest": dataset.sentences("test"),
+    }
+    results.update(
+        evaluate_lm(lm.model, lm.vocab, texts, corpus.train, cfg.eval.lm_samples, cfg.seed)
+    )
+    return lm, results
