@@ -62,3 +62,55 @@ def test_a_grid_point_outside_the_corpus_design_is_marked_not_run(make_cfg, tmp_
     # modes without an LM have no corpus, so nothing is outside their design
     assert run_generator(make_cfg(["+corpus.max_size_exponent=0", "corpus.size_exponent=0.5",
                                    "transfer=none"], job="none2"))["job/status"] == COMPLETE  # fmt: skip
+
+
+def test_lm_only_on_real_data_files_flickr8k_json_and_lm1b_folders(tmp_path):
+    """The real-data path with no image at all: a Karpathy JSON (punctuation, numbers,
+    non-ASCII), an lm1b-style folder, the study's normaliser, OOV rates of the captions."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from caplm import CONF_DIR
+    from caplm.data.corpora import LM1B_HELDOUT, LM1B_TRAIN
+
+    words = "dog cat man woman runs sits red blue".split()
+    images = [
+        {"filename": f"{split}{i}.jpg", "split": split, "sentences": [
+            {"raw": f"A {words[i % 8]} and {i % 3 + 2} {words[(i + 3) % 8]}s, naïvely!"}
+            for _ in range(2)]}
+        for split, n in (("train", 40), ("val", 8), ("test", 8)) for i in range(n)
+    ]  # fmt: skip
+    images[-1]["sentences"][0]["raw"] = "A zebra in 1,000 trees."  # words the LM never saw
+    (tmp_path / "dataset_flickr8k.json").write_text(json.dumps({"images": images}))
+    root = tmp_path / "lm1b"
+    for name, n in ((LM1B_TRAIN.format(1), 300), (LM1B_HELDOUT.format(1), 30)):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"The {words[k % 8]} said {k} {words[(k * 5) % 8]}s ran ." for k in range(n)]
+        (root / name).write_text("\n".join(["Hi .", *lines]) + "\n")
+    overrides = [
+        "data=flickr8k", f"data.annotations={tmp_path}/dataset_flickr8k.json",
+        "data.min_word_freq=1", "corpus=lm1b", f"corpus.root={root}", "corpus.train_shards=1",
+        "corpus.size_exponent=0.5", "lm.embed_size=8", "lm.rnn_size=8", "lm.fit.max_epochs=1",
+        "eval.lm_samples=5", "logger=none", "trainer.enable_progress_bar=false",
+        f"paths.data_dir={tmp_path}/data",
+    ]  # fmt: skip
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train_lm", overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "job")
+    results = lm_entry.run(cfg)
+    assert results["job/normaliser"] == "study" and results["job/corpus"] == "lm1b"
+    assert results["lm/corpus_size"] == round(10**0.5 * 80) and results["lm/pool_size"] == 300
+    # the test captions' types: a, and, NUM, naively... "naïvely" -> "na", "vely"; of them the
+    # LM (news-like text of the same 8 nouns) lacks a, and, na, vely, zebra, in, trees
+    test_types = {"a", "and", "NUM", "na", "vely", "zebra", "in", "trees"} | {
+        w for i in range(8) for w in (words[i % 8], words[(i + 3) % 8] + "s")
+    }
+    missing = {"a", "and", "na", "vely", "zebra", "in", "trees"}
+    assert results["lm/captest_oov_types"] == len(missing)
+    assert results["lm/captest_oov_type_rate"] == pytest.approx(len(missing) / len(test_types))
+    assert results["lm/val_oov_types"] == 0 and results["lm/val_sentences"] == 30
