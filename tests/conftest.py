@@ -41,12 +41,27 @@ TINY = [
 ]
 #: Extra overrides for corpus=shapes_extra (its pool is captions of num_scenes scenes).
 TINY_EXTRA = ["corpus.num_scenes=100", "corpus.val_scenes=4"]
+#: TINY for data=scenes (its pictures need 64 px to draw the icons); the test passes data=scenes.
+TINY_SCENES = [
+    *(
+        o.replace("data.shapes.", "data.scenes.")
+        for o in TINY
+        if o.startswith("data.shapes.") and "image_size" not in o
+    ),  # fmt: skip
+    "data.scenes.image_size=64",
+    *(o for o in TINY if not o.startswith("data.shapes.")),
+    "data.encoder.pool_grid=1",
+]
 
 
 def compose_config(tmp: Path, overrides: list[str], job: str = "job", config_name: str = "train"):
     """The composed config for ``overrides`` (on top of TINY), with outputs under ``tmp``;
     ``config_name="train_lm"`` composes an LM-only job (``python -m caplm.lm``)."""
-    tiny = TINY if config_name == "train" else [o for o in TINY if not o.startswith("model.")]
+    tiny = TINY
+    if "data=scenes" in overrides:
+        tiny = TINY_SCENES
+    if config_name != "train":
+        tiny = [o for o in tiny if not o.startswith("model.")]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(

@@ -15,8 +15,11 @@ Sources (``corpus.source``):
 - ``caption_dataset``: the training captions of *another* caption dataset (``corpus.dataset``,
   a ``data``-style config: the study's "mscoco" LM for a Flickr8k captioner), validated on its
   val captions; read directly, no files exported.
-- ``shapes_extra``: captions of extra generated scenes, disjoint from the dataset's images
-  (the analogue of MSCOCO captions for a Flickr8k captioner).
+- ``shapes_extra`` / ``scenes_extra``: captions of extra generated scenes of the ``shapes`` /
+  ``scenes`` generator, disjoint from the dataset's images (the analogue of MSCOCO captions for
+  a Flickr8k captioner).
+- ``scenes_news``: news-wire sentences generated in code that share part of the scenes
+  captions' vocabulary, not their templates (the analogue of lm1b for a Flickr8k captioner).
 - ``textfile``: a plain-text UTF-8 file, one sentence per line; validated on ``val_file``, or
   on a held-out part of the file fixed across runs. Lines with no token (blank ones) are
   dropped, and how many is logged.
@@ -40,14 +43,17 @@ from pathlib import Path
 
 import numpy as np
 
+from caplm.data import scenes
 from caplm.data.readers import load_caption_dataset
+from caplm.data.scenes import ScenesConfig
 from caplm.data.shapes import ShapesConfig, extra_scene_captions
 from caplm.data.text import normaliser, read_utf8
 from caplm.data.types import CaptionDataset, Corpus
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("captions", "caption_dataset", "shapes_extra", "textfile", "lm1b")
+SOURCES = ("captions", "caption_dataset", "shapes_extra", "scenes_extra", "scenes_news",
+           "textfile", "lm1b")  # fmt: skip
 #: The keys a ``corpus`` config may have: those of every source, then each source's own.
 CORPUS_KEYS = ("name", "source", "size_exponent", "max_size_exponent", "min_word_freq",
                "max_val_sentences")  # fmt: skip
@@ -55,6 +61,8 @@ SOURCE_KEYS = {
     "captions": (),
     "caption_dataset": ("dataset",),
     "shapes_extra": ("shapes", "num_scenes", "val_scenes"),
+    "scenes_extra": ("scenes", "num_scenes", "val_scenes"),
+    "scenes_news": ("seed", "num_sentences", "val_sentences"),
     "textfile": ("train_file", "val_file", "val_fraction"),
     "lm1b": ("root", "train_shards", "val_shards", "min_words", "max_words"),
 }
@@ -106,7 +114,11 @@ def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int, cache_dir=None
     elif source == "caption_dataset":
         pool, val = _caption_dataset(corpus_cfg, rule, cache_dir)
     elif source == "shapes_extra":
-        pool, val = _shapes_extra(corpus_cfg, normalise)
+        pool, val = _shapes_extra(corpus_cfg)
+    elif source == "scenes_extra":
+        pool, val = _scenes_extra(corpus_cfg, cache_dir)
+    elif source == "scenes_news":
+        pool, val = _scenes_news(corpus_cfg, cache_dir)
     elif source == "textfile":
         pool, val = _textfile(corpus_cfg, normalise)
     elif source == "lm1b":
@@ -115,7 +127,8 @@ def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int, cache_dir=None
         raise ValueError(f"corpus.source={source!r} is unknown; choose one of {', '.join(SOURCES)}")
     n_captions = len(captions.sentences("train"))
     size = corpus_size(corpus_cfg.size_exponent, n_captions, len(pool))
-    train = subsample(pool, size, seed, corpus_cfg.name)
+    train = _tokens(subsample(pool, size, seed, corpus_cfg.name), normalise)
+    val = _tokens(val, normalise)
     if not val:
         raise ValueError(f"corpus {corpus_cfg.name!r} has no validation sentences")
     max_val = corpus_cfg.get("max_val_sentences")
@@ -167,16 +180,37 @@ def _caption_dataset(corpus_cfg, rule: str, cache_dir):
     return other.sentences("train"), other.sentences("val")
 
 
-def _shapes_extra(corpus_cfg, normalise: Callable):
-    if corpus_cfg.get("shapes") is None:
+def _tokens(sentences: list, normalise: Callable) -> list[list[str]]:
+    """Sentences as tokens: raw strings (the generated sources, tokenised only once chosen)
+    through the normaliser, token lists as they are."""
+    return [normalise(s) if isinstance(s, str) else s for s in sentences]
+
+
+def _generator_config(corpus_cfg, kind: str, config_class):
+    if corpus_cfg.get(kind) is None:
         raise ValueError(
-            "corpus=shapes_extra describes extra scenes of the shapes generator, so it needs "
-            "data=shapes (corpus.shapes is empty)"
+            f"corpus={corpus_cfg.source} describes extra scenes of the {kind} generator, so it "
+            f"needs data={kind} (corpus.{kind} is empty)"
         )
-    config = ShapesConfig(**corpus_cfg.shapes)
+    return config_class(**corpus_cfg[kind])
+
+
+def _shapes_extra(corpus_cfg):
+    config = _generator_config(corpus_cfg, "shapes", ShapesConfig)
     pool = extra_scene_captions(config, corpus_cfg.num_scenes, part="train")
-    val = extra_scene_captions(config, corpus_cfg.val_scenes, part="val")
-    return [normalise(s) for s in pool], [normalise(s) for s in val]
+    return pool, extra_scene_captions(config, corpus_cfg.val_scenes, part="val")
+
+
+def _scenes_extra(corpus_cfg, cache_dir):
+    config = _generator_config(corpus_cfg, "scenes", ScenesConfig)
+    pool = scenes.extra_scene_captions(config, corpus_cfg.num_scenes, "train", cache_dir)
+    return pool, scenes.extra_scene_captions(config, corpus_cfg.val_scenes, "val", cache_dir)
+
+
+def _scenes_news(corpus_cfg, cache_dir):
+    seed = int(corpus_cfg.seed)
+    pool = scenes.news_sentences(seed, corpus_cfg.num_sentences, "train", cache_dir)
+    return pool, scenes.news_sentences(seed, corpus_cfg.val_sentences, "val", cache_dir)
 
 
 def read_sentences(

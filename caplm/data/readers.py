@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from caplm.data.scenes import ScenesConfig, make_scenes_dataset
 from caplm.data.shapes import ShapesConfig, make_shapes_dataset
 from caplm.data.text import has_word, normaliser, read_utf8
 from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
@@ -37,7 +38,7 @@ from caplm.io import stable_hash, to_dict
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("shapes", "karpathy_json", "flickr8k_text")
+FORMATS = ("shapes", "scenes", "karpathy_json", "flickr8k_text")
 #: What the readers do with captions that have no word after tokenisation.
 EMPTY_CAPTIONS = ("skip", "error")
 #: The keys a ``data`` config may have: those of every format, then each format's own.
@@ -45,6 +46,7 @@ DATA_KEYS = ("name", "format", "normaliser", "features_file", "encoder", "min_wo
              "max_caption_len", "num_workers")  # fmt: skip
 FORMAT_KEYS = {
     "shapes": ("shapes",),
+    "scenes": ("scenes",),
     "karpathy_json": ("annotations", "images_dir", "restval", "empty_captions"),
     "flickr8k_text": ("token_file", "split_files", "images_dir", "empty_captions"),
 }
@@ -57,6 +59,8 @@ def load_caption_dataset(data_cfg, cache_dir: str | Path) -> CaptionDataset:
     rule = cfg.get("normaliser")  # the reader checks it (data.normaliser)
     if fmt == "shapes":
         return make_shapes_dataset(ShapesConfig(**_need(cfg, "shapes", fmt)), cache_dir, rule)
+    if fmt == "scenes":
+        return make_scenes_dataset(ScenesConfig(**_need(cfg, "scenes", fmt)), cache_dir, rule)
     if fmt == "karpathy_json":
         return read_karpathy_json(
             _need(cfg, "annotations", fmt),

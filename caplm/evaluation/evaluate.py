@@ -19,7 +19,7 @@ from caplm.data.datamodules import CaptionDataModule
 from caplm.data.text import PAD_ID, Vocabulary
 from caplm.evaluation.coco import caption_metrics, torchmetrics_bleu4
 from caplm.evaluation.diversity import diversity
-from caplm.evaluation.grounding import grounding_scores
+from caplm.evaluation.grounding import dataset_grounding
 from caplm.evaluation.perplexity import coverage, oov_stats, perplexity_stats
 from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score_matrix
 from caplm.results import (
@@ -147,7 +147,7 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
     scenes = data.dataset.info.get("scenes")
     if scenes:  # generated data knows what is in each image: check the captions against it
         said = {img.image_id: w for img, w in zip(images, words, strict=True)}
-        grounded = grounding_scores(said, scenes)
+        grounded = dataset_grounding(data.dataset.name, said, scenes)
         results.update({grounding_key(data.dataset.name, k): v for k, v in grounded.items()})
 
     train = data.dataset.sentences("train")

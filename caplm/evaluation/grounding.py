@@ -1,12 +1,14 @@
 """Grounding: how far generated captions are true of a generated dataset's scenes.
 
-A generated dataset knows what is in each image, so a caption's "colour shape" mentions can
-be checked against it (the shapes dataset today). Results are named by
-``caplm.results.grounding_key``.
+A generated dataset knows what is in each image, so what a caption says can be checked against
+it: for ``shapes`` its "colour shape" mentions (here), for ``scenes`` every claim it makes
+(``caplm.data.scenes.truth``). :func:`dataset_grounding` picks the checker by dataset. Results
+are named by ``caplm.results.grounding_key``.
 """
 
 from __future__ import annotations
 
+import caplm.data.scenes.truth as scenes_truth
 from caplm.data.shapes.config import COLOURS, SHAPES
 from caplm.data.shapes.grammar import plural
 
@@ -54,3 +56,18 @@ def grounding_scores(captions: dict[str, list[str]], scenes: dict[str, list[dict
         "object_recall": total["kinds_named"] / max(total["kinds"], 1),
         "all_true_frac": all_true / max(len(counts), 1),
     }
+
+
+#: The grounding checker of each generated dataset (by ``CaptionDataset.name``).
+CHECKERS = {"shapes": grounding_scores, "scenes": scenes_truth.grounding_scores}
+
+
+def dataset_grounding(
+    dataset: str, captions: dict[str, list[str]], scenes: dict[str, list[dict]]
+) -> dict:
+    """The grounding scores of generated captions on a generated dataset's scenes."""
+    if dataset not in CHECKERS:
+        raise ValueError(
+            f"no grounding checker for dataset {dataset!r}; known: {', '.join(CHECKERS)}"
+        )
+    return CHECKERS[dataset](captions, scenes)

@@ -311,7 +311,7 @@ def test_load_caption_dataset_dispatches_on_format(tmp_path, karpathy, monkeypat
     assert calls == [({"seed": 3, "image_size": 64}, tmp_path, "keep_punct")]
 
     with pytest.raises(
-        ValueError, match="'coco'; known formats: shapes, karpathy_json, flickr8k_text"
+        ValueError, match="'coco'; known formats: shapes, scenes, karpathy_json, flickr8k_text"
     ):
         load_caption_dataset({"format": "coco"}, tmp_path)
     with pytest.raises(ValueError, match="data.annotations is not set"):

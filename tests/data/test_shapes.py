@@ -244,26 +244,6 @@ def test_cache_is_written_once_and_reused(tmp_path, monkeypatch, tiny):
             assert np.array_equal(second.load_image(name), tiny.load_image(name))
 
 
-@pytest.mark.parametrize("damage", [b"not a zip file", b""])
-def test_corrupt_cache_warns_and_regenerates(tmp_path, tiny, damage):
-    path = tmp_path / "shapes" / f"{tiny.key}.npz"
-    path.parent.mkdir(parents=True)
-    path.write_bytes(damage)
-    with pytest.warns(UserWarning, match="unusable shapes cache"):
-        data = make_shapes_dataset(TINY, cache_dir=tmp_path)
-    assert [i.raw for i in data.splits["test"]] == [i.raw for i in tiny.splits["test"]]
-    make_shapes_dataset(TINY, cache_dir=tmp_path)  # rewritten: no warning now
-    assert path.stat().st_size > 1000
-
-
-def test_cache_of_another_config_under_this_key_is_not_trusted(tmp_path, tiny):
-    other = make_shapes_dataset(replace(TINY, seed=5), cache_dir=tmp_path)
-    (tmp_path / "shapes" / f"{other.key}.npz").rename(tmp_path / "shapes" / f"{tiny.key}.npz")
-    with pytest.warns(UserWarning, match="holds dataset"):
-        data = make_shapes_dataset(TINY, cache_dir=tmp_path)
-    assert [i.raw for i in data.splits["val"]] == [i.raw for i in tiny.splits["val"]]
-
-
 @pytest.mark.parametrize(
     "change, field",
     [

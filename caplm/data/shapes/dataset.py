@@ -13,22 +13,18 @@ which keeps 20,000 captioned scenes at a few seconds.
 
 from __future__ import annotations
 
-import json
 import random
-import warnings
-import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from caplm.data.generated import cached_pictures, generated_dataset
 from caplm.data.shapes.config import GENERATOR_VERSION, ShapesConfig, dataset_key
 from caplm.data.shapes.grammar import describe_scene
 from caplm.data.shapes.render import render_scene
 from caplm.data.shapes.scene import sample_scene
-from caplm.data.text import normaliser
-from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
-from caplm.io import atomic_write, move_aside
+from caplm.data.types import SPLITS, CaptionDataset
 
 EXTRA_PARTS = ("train", "val")
 
@@ -72,89 +68,10 @@ def make_shapes_dataset(
 ) -> CaptionDataset:
     """The shapes dataset, its captions tokenised by ``normaliser_name``; with ``cache_dir``,
     generated once and kept in ``<cache_dir>/shapes/<key>.npz``."""
-    normalise = normaliser(normaliser_name)
     key = dataset_key(config)
-    path = Path(cache_dir) / "shapes" / f"{key}.npz" if cache_dir is not None else None
-    data = _load(path, key, config) if path is not None and path.exists() else None
-    if data is None:
-        if path is not None and path.exists():
-            move_aside(path, "see the warning above; generating the dataset again")
-        data = _generate(config)
-        if path is not None:
-            try:
-                _save(path, key, *data)
-            except OSError as err:  # e.g. a read-only shared cache: generating is cheap
-                warnings.warn(
-                    f"cannot cache the shapes dataset at {path} ({err}); it is not kept",
-                    stacklevel=2,
-                )
-    images, records = data
-
-    splits, scenes, where = {}, {}, {}
-    for split in SPLITS:
-        splits[split] = []
-        for i, record in enumerate(records[split]):
-            name = image_id(split, i)
-            raw = record["captions"]
-            splits[split].append(CaptionImage(name, [normalise(c) for c in raw], raw))
-            scenes[name] = record["objects"]
-            where[name] = (split, i)
-
-    def load_image(name: str) -> np.ndarray:
-        if name not in where:
-            raise KeyError(
-                f"{name!r} is not an image of this shapes dataset (ids look like {image_id('train', 0)!r})"
-            )
-        split, i = where[name]
-        return images[split][i].copy()
-
-    info = {"scenes": scenes, "config": asdict(config), "generator_version": GENERATOR_VERSION}
-    return CaptionDataset(
-        name="shapes",
-        splits=splits,
-        key=key,
-        load_image=load_image,
-        info=info,
-        normaliser=normaliser_name,
-    )
-
-
-def _save(
-    path: Path, key: str, images: dict[str, np.ndarray], records: dict[str, list[dict]]
-) -> None:
-    meta = json.dumps({"key": key, "records": records})
-    arrays = {f"{split}_images": images[split] for split in SPLITS}
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: given a name, numpy would append ".npz"
-            np.savez(f, meta=np.array(meta), **arrays)
-
-    atomic_write(path, write)
-
-
-def _load(path: Path, key: str, config: ShapesConfig):
-    """The cached pictures and records, or None (with a warning) when the file is unusable."""
-    try:
-        with np.load(path) as npz:
-            meta = json.loads(str(npz["meta"]))
-            images = {split: npz[f"{split}_images"] for split in SPLITS}
-        records = meta["records"]
-        if meta["key"] != key:
-            raise ValueError(f"it holds dataset {meta['key']}")
-        for split in SPLITS:
-            shape = (getattr(config, f"num_{split}"), config.image_size, config.image_size, 3)
-            if (
-                images[split].shape != shape
-                or images[split].dtype != np.uint8
-                or len(records[split]) != shape[0]
-            ):
-                raise ValueError(f"its {split} split does not match the config")
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
-        warnings.warn(
-            f"{path}: unusable shapes cache ({err}); generating the dataset again", stacklevel=3
-        )
-        return None
-    return images, records
+    data = cached_pictures("shapes", key, config, cache_dir, lambda: _generate(config))
+    info = {"config": asdict(config), "generator_version": GENERATOR_VERSION}
+    return generated_dataset("shapes", key, data, image_id, normaliser_name, info)
 
 
 def extra_scenes(
