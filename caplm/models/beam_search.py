@@ -33,6 +33,7 @@ def beam_search(
     eos_id: int = EOS_ID,
     bos_id: int = BOS_ID,
     length_penalty: float = 0.0,
+    no_repeat_ngram: int = 0,
 ) -> tuple[list[list[int]], torch.Tensor]:
     """The best caption for each of ``batch_size`` images, and its total log-probability.
 
@@ -44,7 +45,8 @@ def beam_search(
     Rules: the caption has between ``min_len`` and ``max_len`` words (``<eos>`` is barred
     before ``min_len`` words and is the only choice after ``max_len``); the ids in
     ``forbid`` are never generated, nor are ``<pad>`` and ``<bos>``; with ``no_repeat`` no
-    word follows itself. A rule only removes choices: the scores are the model's own
+    word follows itself; with ``no_repeat_ngram = n`` (> 0) no n-gram of words occurs twice in
+    a caption (0: off, as the study). A rule only removes choices: the scores are the model's own
     log-probabilities, not renormalised over what the rules allow.
 
     At each step the k best one-word extensions of the live beams are kept; one that ends in
@@ -59,6 +61,10 @@ def beam_search(
     """
     if beam_width < 1:
         raise ValueError(f"beam_width must be >= 1, got {beam_width}")
+    if not isinstance(no_repeat_ngram, int) or no_repeat_ngram < 0:
+        raise ValueError(
+            f"no_repeat_ngram must be an integer >= 0 (0: off), got {no_repeat_ngram!r}"
+        )
     if not 0 <= min_len <= max_len:
         raise ValueError(f"need 0 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
     states = init_state if isinstance(init_state, tuple) else (init_state,)
@@ -72,7 +78,8 @@ def beam_search(
     if eos_id in banned:
         raise ValueError(f"eos_id {eos_id} cannot be forbidden: no caption could end")
     search = dict(max_len=max_len, min_len=min_len, banned=banned, no_repeat=no_repeat,
-                  eos_id=eos_id, bos_id=bos_id, length_penalty=length_penalty)  # fmt: skip
+                  eos_id=eos_id, bos_id=bos_id, length_penalty=length_penalty,
+                  no_repeat_ngram=no_repeat_ngram)  # fmt: skip
     best = _search(step_fn, init_state, batch_size, beam_width, **search)
     if beam_width > 1:
         best = _better_of(best, _search(step_fn, init_state, batch_size, 1, **search))
@@ -117,6 +124,7 @@ def _search(
     eos_id: int,
     bos_id: int,
     length_penalty: float,
+    no_repeat_ngram: int = 0,
 ) -> _Best:
     device = (init_state[0] if isinstance(init_state, tuple) else init_state).device
     state = _select_rows(init_state, torch.arange(B, device=device).repeat_interleave(k))
@@ -142,6 +150,8 @@ def _search(
         logp = logp.index_fill(1, banned_ids, -inf)  # a copy: the caller's tensor is untouched
         if no_repeat:
             logp.scatter_(1, prev[:, None], -inf)
+        if no_repeat_ngram and t >= no_repeat_ngram:
+            _ban_repeated_ngrams(logp, history.view(B * k, max_len)[:, :t], no_repeat_ngram)
         if t < min_len:
             logp[:, eos_id] = -inf
         if t == max_len:
@@ -180,6 +190,15 @@ def _search(
         if (alive_best == -inf).all() or (length_penalty == 0 and (alive_best <= best.score).all()):
             break
     return best
+
+
+def _ban_repeated_ngrams(logp: torch.Tensor, words: torch.Tensor, n: int) -> None:
+    """Bar, per row, each word that would complete an n-gram already in the row's ``words``
+    (N, t): the words that followed an earlier occurrence of the last n - 1 words."""
+    grams = words.unfold(1, n, 1)  # (N, t - n + 1, n)
+    last = words[:, words.size(1) - n + 1 :]  # (N, n - 1)
+    seen = (grams[:, :, : n - 1] == last[:, None, :]).all(-1)
+    logp.scatter_(1, grams[:, :, -1].masked_fill(~seen, PAD_ID), float("-inf"))  # pad: barred
 
 
 def _check_vocab(V: int, banned: list[int], eos_id: int, min_len: int, no_repeat: bool) -> None:

@@ -32,7 +32,7 @@ from caplm.models.prefix import PrefixEncoder
 MERGES = ("concat", "add")
 IMAGE_ACTIVATIONS = {"relu": nn.ReLU, "none": nn.Identity}
 #: The generation rules ``generate`` takes as overrides; their defaults are constructor args.
-RULES = ("min_len", "max_len", "forbid_unk", "no_repeat")
+RULES = ("min_len", "max_len", "forbid_unk", "no_repeat", "no_repeat_ngram")
 #: The keys of a ``generation`` config: the beam width and the rules.
 GENERATION_KEYS = ("beam_width", *RULES)
 #: caption_image_logprobs works in blocks of at most this many floats per intermediate.
@@ -63,6 +63,7 @@ class CaptionGenerator(TokenModel):
         max_len: int = 20,
         forbid_unk: bool = True,
         no_repeat: bool = True,
+        no_repeat_ngram: int = 0,
     ):
         super().__init__()
         check_training_args(optimizer, lr, weight_decay, init)
@@ -77,6 +78,14 @@ class CaptionGenerator(TokenModel):
         if not 0.0 <= image_dropout < 1.0:
             raise ValueError(f"image_dropout must be in [0, 1), got {image_dropout!r}")
         _check_rules(beam_width, min_len, max_len)
+        if (
+            not isinstance(no_repeat_ngram, int)
+            or isinstance(no_repeat_ngram, bool)
+            or no_repeat_ngram < 0
+        ):
+            raise ValueError(
+                f"no_repeat_ngram must be an integer >= 0 (0: off), got {no_repeat_ngram!r}"
+            )
         self.save_hyperparameters()
         self.prefix = PrefixEncoder(
             vocab_size, embed_size, rnn_size, rnn_type, num_layers, embed_dropout, rnn_dropout
@@ -122,7 +131,7 @@ class CaptionGenerator(TokenModel):
 
         features (B, F) -> (word ids of each caption, without ``<bos>``/``<eos>``; total
         log-probability (B,), the ``<eos>`` step included). ``beam_width`` and the rules
-        (``min_len``, ``max_len``, ``forbid_unk``, ``no_repeat``) default to the
+        (``min_len``, ``max_len``, ``forbid_unk``, ``no_repeat``, ``no_repeat_ngram``) default to the
         constructor's values; ``<pad>`` and ``<bos>`` are never generated. Runs in eval mode
         without gradients. See :func:`caplm.models.beam_search.beam_search`.
         """
@@ -158,6 +167,7 @@ class CaptionGenerator(TokenModel):
                 min_len=rules["min_len"],
                 forbid=(PAD_ID, UNK_ID) if rules["forbid_unk"] else (PAD_ID,),
                 no_repeat=rules["no_repeat"],
+                no_repeat_ngram=rules["no_repeat_ngram"],
             )
 
     def caption_image_logprobs(

@@ -299,7 +299,7 @@ def _check_models(cfg, p: Problems) -> None:
             with torch.random.fork_rng(devices=[]):
                 cls(vocab_size=8, **kwargs)
         except (ValueError, TypeError) as err:
-            where = "generation" if "beam_width" in str(err) or "min_len" in str(err) else group
+            where = "generation" if any(k in str(err) for k in GENERATION_KEYS) else group
             p.append(f"{where}: {err} (set in {source(where + '.')}, an experiment or the "
                      "command line)")  # fmt: skip
 

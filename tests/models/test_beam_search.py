@@ -221,3 +221,36 @@ def test_bad_arguments_raise_clear_errors():
     tiny = table(5, {})  # one word (id 4) besides <unk>: with no_repeat, no 2-word caption
     with pytest.raises(ValueError, match="1 word"):
         search(tiny, [0], 2, max_len=5, min_len=2, forbid=(UNK_ID,), no_repeat=True)
+
+
+def _has_repeated_ngram(words: list[int], n: int) -> bool:
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def test_no_repeat_ngram_bars_a_second_occurrence_of_any_ngram():
+    # The model loops 4 5 4 5 4 5 ...: with n = 2 the bigram (4, 5) may come only once.
+    loop = table(8, {BOS_ID: {4: 0.9}, 4: {5: 0.8, 6: 0.1}, 5: {4: 0.8, 7: 0.1},
+                     6: {EOS_ID: 0.9}, 7: {EOS_ID: 0.9}})  # fmt: skip
+    rules = dict(min_len=0, max_len=8, forbid=(), no_repeat=False)
+    looped, _ = search(loop, [0], 1, **rules)
+    assert looped[0][:4] == [4, 5, 4, 5]  # off (the study's default): it loops
+    barred, _ = search(loop, [0], 1, **rules, no_repeat_ngram=2)
+    assert barred[0][:3] == [4, 5, 4] and not _has_repeated_ngram(barred[0], 2)
+    assert barred[0][3] != 5  # (4, 5) would repeat
+    assert search(loop, [0], 1, **rules, no_repeat_ngram=0) == search(loop, [0], 1, **rules)
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_no_repeat_ngram_holds_for_every_caption_of_random_models(seed, n):
+    model = random_model(seed, images=4)
+    captions, logprobs = search(model, [0, 1, 2, 3], 3, min_len=0, max_len=8, no_repeat_ngram=n)
+    for image, caption in enumerate(captions):
+        assert not _has_repeated_ngram(caption, n)
+        assert logprobs[image].item() == pytest.approx(model_logprob(model, image, caption))
+
+
+def test_no_repeat_ngram_must_be_a_count():
+    with pytest.raises(ValueError, match="no_repeat_ngram must be an integer >= 0"):
+        search(random_model(0, 1), [0], 2, max_len=5, no_repeat_ngram=-1)
