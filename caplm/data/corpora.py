@@ -52,7 +52,7 @@ from caplm.data.types import CaptionDataset, Corpus
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("captions", "caption_dataset", "shapes_extra", "scenes_extra", "scenes_news",
+SOURCES = ("captions", "caption_dataset", "extra", "shapes_extra", "scenes_extra", "scenes_news",
            "textfile", "lm1b")  # fmt: skip
 #: The keys a ``corpus`` config may have: those of every source, then each source's own.
 CORPUS_KEYS = ("name", "source", "size_exponent", "max_size_exponent", "min_word_freq",
@@ -60,12 +60,14 @@ CORPUS_KEYS = ("name", "source", "size_exponent", "max_size_exponent", "min_word
 SOURCE_KEYS = {
     "captions": (),
     "caption_dataset": ("dataset",),
+    "extra": ("generator", "num_scenes", "val_scenes"),
     "shapes_extra": ("shapes", "num_scenes", "val_scenes"),
     "scenes_extra": ("scenes", "num_scenes", "val_scenes"),
     "scenes_news": ("seed", "num_sentences", "val_sentences"),
     "textfile": ("train_file", "val_file", "val_fraction"),
     "lm1b": ("root", "train_shards", "val_shards", "min_words", "max_words"),
 }
+GENERATED = ("shapes", "scenes")  # the generated datasets, with extra scenes for corpus=extra
 LM1B_TRAIN = "training-monolingual.tokenized.shuffled/news.en-{:05d}-of-00100"
 LM1B_HELDOUT = "heldout-monolingual.tokenized.shuffled/news.en.heldout-{:05d}-of-00050"
 
@@ -113,10 +115,11 @@ def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int, cache_dir=None
         pool, val = captions.sentences("train"), captions.sentences("val")
     elif source == "caption_dataset":
         pool, val = _caption_dataset(corpus_cfg, rule, cache_dir)
-    elif source == "shapes_extra":
-        pool, val = _shapes_extra(corpus_cfg)
-    elif source == "scenes_extra":
-        pool, val = _scenes_extra(corpus_cfg, cache_dir)
+    elif source in ("shapes_extra", "scenes_extra"):
+        kind = source.removesuffix("_extra")
+        pool, val = _generated_extra(kind, corpus_cfg.get(kind), corpus_cfg, cache_dir)
+    elif source == "extra":
+        pool, val = _extra(corpus_cfg, captions, cache_dir)
     elif source == "scenes_news":
         pool, val = _scenes_news(corpus_cfg, cache_dir)
     elif source == "textfile":
@@ -186,25 +189,32 @@ def _tokens(sentences: list, normalise: Callable) -> list[list[str]]:
     return [normalise(s) if isinstance(s, str) else s for s in sentences]
 
 
-def _generator_config(corpus_cfg, kind: str, config_class):
-    if corpus_cfg.get(kind) is None:
+def _generated_extra(kind: str, generator, corpus_cfg, cache_dir):
+    """Captions of ``corpus.num_scenes`` extra scenes of the ``kind`` generator (settings
+    ``generator``: the caption data's), validated on ``corpus.val_scenes`` others."""
+    if generator is None:
         raise ValueError(
             f"corpus={corpus_cfg.source} describes extra scenes of the {kind} generator, so it "
-            f"needs data={kind} (corpus.{kind} is empty)"
+            f"needs data={kind} (its generator settings are empty)"
         )
-    return config_class(**corpus_cfg[kind])
-
-
-def _shapes_extra(corpus_cfg):
-    config = _generator_config(corpus_cfg, "shapes", ShapesConfig)
-    pool = extra_scene_captions(config, corpus_cfg.num_scenes, part="train")
-    return pool, extra_scene_captions(config, corpus_cfg.val_scenes, part="val")
-
-
-def _scenes_extra(corpus_cfg, cache_dir):
-    config = _generator_config(corpus_cfg, "scenes", ScenesConfig)
+    if kind == "shapes":
+        config = ShapesConfig(**generator)
+        pool = extra_scene_captions(config, corpus_cfg.num_scenes, part="train")
+        return pool, extra_scene_captions(config, corpus_cfg.val_scenes, part="val")
+    config = ScenesConfig(**generator)
     pool = scenes.extra_scene_captions(config, corpus_cfg.num_scenes, "train", cache_dir)
     return pool, scenes.extra_scene_captions(config, corpus_cfg.val_scenes, "val", cache_dir)
+
+
+def _extra(corpus_cfg, captions: CaptionDataset, cache_dir):
+    """Extra scenes of whichever generator made the caption dataset (``corpus=extra``: the
+    in-domain corpus of a sweep over ``data=shapes,scenes``)."""
+    if captions.name not in GENERATED:
+        raise ValueError(
+            f"corpus=extra is the captions of extra scenes of a generated dataset "
+            f"({', '.join(GENERATED)}); data is {captions.name!r}"
+        )
+    return _generated_extra(captions.name, corpus_cfg.get("generator"), corpus_cfg, cache_dir)
 
 
 def _scenes_news(corpus_cfg, cache_dir):

@@ -45,8 +45,8 @@ EMPTY_CAPTIONS = ("skip", "error")
 DATA_KEYS = ("name", "format", "normaliser", "features_file", "encoder", "min_word_freq",
              "max_caption_len", "num_workers")  # fmt: skip
 FORMAT_KEYS = {
-    "shapes": ("shapes",),
-    "scenes": ("scenes",),
+    "shapes": ("shapes", "extra_scenes"),
+    "scenes": ("scenes", "extra_scenes"),
     "karpathy_json": ("annotations", "images_dir", "restval", "empty_captions"),
     "flickr8k_text": ("token_file", "split_files", "images_dir", "empty_captions"),
 }

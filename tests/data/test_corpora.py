@@ -127,7 +127,7 @@ def test_a_corpus_file_that_is_not_utf8_names_file_and_byte(tmp_path, which):
 def test_unknown_source_lists_the_known_ones():
     with pytest.raises(
         ValueError,
-        match="captions, caption_dataset, shapes_extra, scenes_extra, scenes_news, textfile, lm1b",
+        match="captions, caption_dataset, extra, shapes_extra, scenes_extra, scenes_news, textfile, lm1b",
     ):
         build_corpus(_cfg(source="web"), _captions(), seed=1)
 

@@ -26,3 +26,16 @@ def test_a_scenes_job_runs_with_each_of_its_corpora(make_cfg, corpus):
     # the news corpus shares only part of the captions' words; the in-domain one nearly all
     oov = results["lm/captest_oov_type_rate"]
     assert oov > 0.3 if corpus == "scenes_news" else oov < 0.3
+
+
+@pytest.mark.parametrize("data", ["shapes", "scenes"])
+def test_corpus_extra_is_each_datasets_own_in_domain_corpus(make_lm_cfg, data):
+    """corpus=extra lets data=shapes,scenes sweep one corpus axis: it is the same text (the
+    same cached LM) as shapes_extra / scenes_extra."""
+    from caplm import lm as lm_entry
+
+    tiny = ["corpus.num_scenes=100", "corpus.val_scenes=4", "seed=2"]
+    generic = lm_entry.run(make_lm_cfg([f"data={data}", "corpus=extra", *tiny], job="extra"))
+    own = lm_entry.run(make_lm_cfg([f"data={data}", f"corpus={data}_extra", *tiny], job="own"))
+    assert generic["lm/cache_key"] == own["lm/cache_key"] and own["lm/trained_here"] is False
+    assert generic["lm/pool_size"] == 500
