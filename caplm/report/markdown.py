@@ -25,7 +25,7 @@ from caplm.report.study import (
     on_study_data,
     study_comparison,
 )
-from caplm.report.summary import correlations, summarize
+from caplm.report.summary import correlations, summarize, transfer_effects
 from caplm.report.sweep import Sweep
 from caplm.results import SPICE_STATUS, metric_key
 
@@ -37,6 +37,8 @@ def write_report(sweep: Sweep, out: str | Path) -> list[str]:
     out = Path(out)
     cells = summarize(sweep.table)
     corr = correlations(sweep.table)
+    effects = transfer_effects(sweep.table)
+    write_text(out / "transfer_effects.csv", effects.to_csv(index=False))
     write_text(out / "results.csv", sweep.table.to_csv(index=False))
     write_text(out / "results.md", f"# Results: `{sweep.root}`\n\n" + markdown_table(sweep.table))
     write_text(out / "summary.csv", cells.to_csv(index=False))
@@ -45,7 +47,7 @@ def write_report(sweep: Sweep, out: str | Path) -> list[str]:
     study = study_comparison(sweep.table) if on_study_data(sweep.table) else None
     if study is not None:
         write_text(out / "study_comparison.csv", study.to_csv(index=False))
-    write_text(out / "report.md", _report_md(sweep, cells, corr, plots, study))
+    write_text(out / "report.md", _report_md(sweep, cells, corr, plots, study, effects))
     return list(corr["verdict"])
 
 
@@ -96,7 +98,12 @@ def _not_applicable_note(jobs) -> str:
 
 
 def _report_md(
-    sweep: Sweep, cells: pd.DataFrame, corr: pd.DataFrame, plots: dict, study: pd.DataFrame | None
+    sweep: Sweep,
+    cells: pd.DataFrame,
+    corr: pd.DataFrame,
+    plots: dict,
+    study: pd.DataFrame | None,
+    effects: pd.DataFrame,
 ) -> str:
     done = sweep.complete
     total = sweep.expected if sweep.expected is not None else sweep.found
@@ -124,6 +131,10 @@ def _report_md(
         "## Language models: the study's LM measures",
         "",
         *_lm_md(cells, done),
+        "",
+        f"## Does transfer help? ({HEADLINE_METRIC} of each cell minus no transfer's)",
+        "",
+        *_effects_md(effects),
         "",
         f"## Does a better LM transfer better? ({HEADLINE_METRIC} against LM perplexity)",
         "",
@@ -163,6 +174,35 @@ def _summary_md(cells: pd.DataFrame) -> str:
                 for m, s in zip(cells[f"{key}.mean"], cells[f"{key}.std"], strict=True)
             ]
     return fixed + markdown_table(table)
+
+
+def _effects_md(effects: pd.DataFrame) -> list[str]:
+    """The effect of each transfer cell against no transfer, with its interval."""
+    if effects.empty:
+        return ["- no complete no-transfer job to compare with (transfer=none)"]
+    keys, fixed = _varying(effects, [c for c in CELL if c in effects])
+    table = effects[[*keys, "n"]].copy()
+    table[f"Δ {HEADLINE_METRIC} [95% CI]"] = [
+        _effect(m, lo, hi)
+        for m, lo, hi in zip(effects["effect"], effects["effect_lo"], effects["effect_hi"],
+                             strict=True)
+    ]  # fmt: skip
+    above, below = int((effects["effect_lo"] > 0).sum()), int((effects["effect_hi"] < 0).sum())
+    return [
+        "Mean over seeds of the cell's metric minus the no-transfer job's of the same data and "
+        "seed (paired), with a 95% bootstrap interval over seeds (none for one seed). "
+        f"**{above} of {len(effects)} cells beat no transfer, {below} did worse** (interval "
+        "above / below 0); the rest are within the seed-to-seed spread. All: "
+        "[transfer_effects.csv](transfer_effects.csv).",
+        "",
+        fixed + markdown_table(table),
+    ]
+
+
+def _effect(mean: float, lo: float, hi: float) -> str:
+    if pd.isna(mean):
+        return ""
+    return f"{mean:+.3f}" + ("" if pd.isna(lo) else f" [{lo:+.3f}, {hi:+.3f}]")
 
 
 def _lm_md(cells: pd.DataFrame, done: pd.DataFrame) -> list[str]:

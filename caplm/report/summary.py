@@ -3,10 +3,11 @@ rank correlation of LM perplexity with caption quality (does a better LM transfe
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
-from caplm.report.columns import ALPHA, CELL, HEADLINE_METRIC, LM_PPLX
+from caplm.report.columns import ALPHA, BASELINE, CELL, HEADLINE_METRIC, LM_PPLX
 from caplm.report.sweep import unique_complete
 from caplm.results import metric_key
 
@@ -41,7 +42,8 @@ def correlations(df: pd.DataFrame, metric: str = HEADLINE_METRIC) -> pd.DataFram
     """
     cells = summarize(df)
     x, y = f"{LM_PPLX}.mean", f"{metric_key(metric)}.mean"
-    columns = ["transfer", "n", "spearman_rho", "spearman_p", "kendall_tau", "kendall_p"]
+    columns = ["transfer", "n", "spearman_rho", "spearman_p", "spearman_lo", "spearman_hi",
+               "kendall_tau", "kendall_p"]  # fmt: skip
     if x not in cells or y not in cells:
         return pd.DataFrame(columns=[*columns, "verdict"])
     cells = cells.dropna(subset=[x, y])
@@ -56,6 +58,7 @@ def correlations(df: pd.DataFrame, metric: str = HEADLINE_METRIC) -> pd.DataFram
             rho, rho_p = stats.spearmanr(group[x], group[y])
             tau, tau_p = stats.kendalltau(group[x], group[y])
             row.update(spearman_rho=rho, spearman_p=rho_p, kendall_tau=tau, kendall_p=tau_p)
+            row["spearman_lo"], row["spearman_hi"] = bootstrap_rho(group[x], group[y])
         row["verdict"] = _verdict(label, metric, row)
         rows.append(row)
     return pd.DataFrame(rows, columns=[*(["data"] if by_data else []), *columns, "verdict"])
@@ -70,7 +73,8 @@ def _verdict(label: str, metric: str, row: dict) -> str:
     rho, tau = row["spearman_rho"], row["kendall_tau"]
     numbers = (
         f"Spearman rho = {rho:+.2f} (p {_p(row['spearman_p'])}), "
-        f"Kendall tau = {tau:+.2f} (p {_p(row['kendall_p'])}), n = {n} LMs"
+        f"Kendall tau = {tau:+.2f} (p {_p(row['kendall_p'])}), n = {n} LMs, rho's 95% "
+        f"bootstrap interval [{row['spearman_lo']:+.2f}, {row['spearman_hi']:+.2f}]"
     )
     if max(row["spearman_p"], row["kendall_p"]) >= ALPHA:
         said = "no significant correlation: lower LM perplexity did not significantly go"
@@ -84,3 +88,71 @@ def _verdict(label: str, metric: str, row: dict) -> str:
 
 def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.2f}" if p >= 0.01 else f"= {p:.3f}"
+
+
+BOOTSTRAP = 2000  # resamples for every interval of the report
+CONFIDENCE = 0.95
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """The percentile interval of bootstrap ``values`` (NaN where none is finite)."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    tail = 100 * (1 - CONFIDENCE) / 2
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_rho(x, y, seed: int = 0) -> tuple[float, float]:
+    """A 95% percentile bootstrap interval of Spearman's rho, resampling the points (LMs);
+    resamples where x or y does not vary are left out."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    rng = np.random.default_rng(seed)
+    rhos = np.full(BOOTSTRAP, np.nan)
+    for b in range(BOOTSTRAP):
+        i = rng.integers(0, len(x), len(x))
+        if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
+            rhos[b] = stats.spearmanr(x[i], y[i])[0]
+    return _interval(rhos)
+
+
+def transfer_effects(
+    df: pd.DataFrame, metric: str = HEADLINE_METRIC, seed: int = 0
+) -> pd.DataFrame:
+    """Per cell of a transfer mode: the mean over seeds of metric(cell) - metric(no transfer)
+    of the same data, paired by seed, with a 95% bootstrap interval (seeds resampled).
+
+    Columns: the cell's keys, ``n`` (seeds in both), ``effect``, ``effect_lo``, ``effect_hi``.
+    A cell is compared on the seeds it shares with the no-transfer jobs of its data set.
+    """
+    done = unique_complete(df)
+    key = metric_key(metric)
+    cell = [c for c in CELL if c in done]
+    columns = [*cell, "n", "effect", "effect_lo", "effect_hi"]
+    if key not in done or "data" not in done or not (done["transfer"] == BASELINE).any():
+        return pd.DataFrame(columns=columns)
+    done = done.dropna(subset=[key])
+    # per data set and seed, the no-transfer result (averaged when a sweep has several, e.g.
+    # one per generator setting)
+    base = done[done["transfer"] == BASELINE].groupby(["data", "seed"])[key].mean()
+    rng = np.random.default_rng(seed)
+    rows = []
+    others = done[done["transfer"] != BASELINE]
+    for values, group in others.groupby(cell, dropna=False, sort=True):
+        row = dict(zip(cell, values, strict=True))
+        if row["data"] not in base.index.get_level_values(0):
+            continue
+        none = base.loc[row["data"]]
+        ours = group.groupby("seed")[key].mean()
+        seeds = sorted(set(ours.index) & set(none.index))
+        diffs = np.array([ours[s] - none[s] for s in seeds], dtype=float)
+        row["n"] = len(diffs)
+        row["effect"] = float(diffs.mean()) if len(diffs) else float("nan")
+        lo = hi = float("nan")
+        if len(diffs) >= 2:
+            means = diffs[rng.integers(0, len(diffs), (BOOTSTRAP, len(diffs)))].mean(1)
+            lo, hi = _interval(means)
+        row["effect_lo"], row["effect_hi"] = lo, hi
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)

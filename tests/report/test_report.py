@@ -246,6 +246,10 @@ def test_main_writes_tables_plots_and_report(sweeps, capsys):
     assert "- skipped: Stanford CoreNLP jar missing: 20 jobs" in md
     assert "one point per grid cell (the mean over its seeds)" in md
     assert "## Incomplete and missing jobs\n\n- none" in md
+    assert "## Does transfer help?" in md and "[transfer_effects.csv](transfer_effects.csv)" in md
+    effects = pd.read_csv(out / "transfer_effects.csv")
+    assert len(effects) == 9 and set(effects["transfer"]) == {"init", "frozen", "random_frozen"}
+    assert "rho's 95% bootstrap interval [" in md
 
 
 def test_partial_sweep_lists_missing_incomplete_and_corrupt_jobs(sweeps, capsys):
@@ -385,3 +389,37 @@ def test_report_tabulates_lm_measures_and_flags_lms_stopped_at_their_cap(tmp_pat
     assert cells[1] == "2" and cells[-1] == "0.500 ± 0.707" and "0.250 ± 0.000" in cells
     assert "**1 job(s)' LM stopped at its epoch cap" in section
     assert "caption generator stopped" not in section
+
+
+def test_transfer_effects_are_paired_by_seed_with_bootstrap_intervals():
+    from caplm.report.summary import transfer_effects
+
+    rows = []
+    for seed, none, frozen in ((1, 0.40, 0.50), (2, 0.42, 0.50), (3, 0.44, 0.56)):
+        for transfer, cider, corpus, e in (("none", none, "none", None),
+                                            ("frozen", frozen, "captions", 0)):  # fmt: skip
+            r = fake_results(corpus, "init" if transfer == "frozen" else "none", e, seed)
+            r.update({"job/transfer": transfer, CIDER: cider})
+            rows.append(r)
+    rows.append({**rows[-1], "job/seed": 4, CIDER: 0.9})  # no no-transfer job for seed 4
+    table = pd.DataFrame([{k.removeprefix("job/"): v for k, v in r.items()} for r in rows])
+    effects = transfer_effects(table)
+    (row,) = effects.to_dict("records")
+    assert row["transfer"] == "frozen" and row["n"] == 3  # seed 4 has no pair
+    assert row["effect"] == pytest.approx((0.10 + 0.08 + 0.12) / 3)
+    # the mean of 3 paired differences resampled lies between their min and max
+    assert 0.08 - 1e-12 <= row["effect_lo"] < row["effect"] < row["effect_hi"] <= 0.12 + 1e-12
+    assert transfer_effects(table[table["transfer"] != "none"]).empty
+
+
+def test_the_rank_correlation_comes_with_a_bootstrap_interval():
+    from caplm.report.summary import bootstrap_rho
+
+    x = np.arange(8.0)
+    assert bootstrap_rho(x, -x) == pytest.approx((-1.0, -1.0))  # every resample is monotone
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=8)
+    lo, hi = bootstrap_rho(x, y)
+    rho = stats.spearmanr(x, y)[0]
+    assert lo < rho < hi and hi - lo > 0.3  # 8 noisy points: a wide interval
+    assert bootstrap_rho(x, y) == (lo, hi)  # seeded
