@@ -136,9 +136,15 @@ def generator_config(**lm_overrides) -> dict:
 
     lm = OmegaConf.load(CONF_DIR / "lm" / "small.yaml")
     lm.update(lm_overrides)
-    cfg = OmegaConf.create({"lm": lm, "model": OmegaConf.load(CONF_DIR / "model" / "merge.yaml")})
-    generation = to_dict(OmegaConf.load(CONF_DIR / "generation" / "study.yaml"))
-    return {**constructor_args(CaptionGenerator, to_dict(cfg.model)), **generation}
+    cfg = OmegaConf.create(
+        {
+            "lm": lm,
+            "model": OmegaConf.load(CONF_DIR / "model" / "merge.yaml"),
+            "generation": OmegaConf.load(CONF_DIR / "generation" / "study.yaml"),
+            "data": OmegaConf.load(CONF_DIR / "data" / "shapes.yaml"),  # the caption length
+        }
+    )
+    return {**constructor_args(CaptionGenerator, to_dict(cfg.model)), **to_dict(cfg.generation)}
 
 
 def make_generator(run: Run, vocab_size: int, **lm_overrides):

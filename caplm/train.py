@@ -28,7 +28,7 @@ from caplm.models.common import constructor_args
 from caplm.models.transfer.callback import WeightTransfer
 from caplm.models.transfer.modes import uses_lm
 from caplm.models.transfer.vocab import generator_vocabulary
-from caplm.results import RESULTS_FILE, capgen_key, grounding_key, keyed, metric_key
+from caplm.results import RESULTS_FILE, capgen_key, keyed, metric_key
 from caplm.runtime import loggers
 from caplm.runtime.jobs import Job, run_job
 from caplm.runtime.lm_stage import language_model
@@ -143,7 +143,7 @@ def main(cfg: DictConfig) -> None:
         time.perf_counter() - start,
         ", ".join(
             f"{k.split('/')[1]} {results[k]:.3f}"
-            for k in (*HEADLINE, grounding_key(cfg.data.name, "all_true_frac"))
+            for k in (*HEADLINE, *(k for k in results if k.endswith("_all_true_frac")))
             if isinstance(results.get(k), float)
         ),
     )

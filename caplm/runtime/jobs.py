@@ -108,6 +108,9 @@ def run_job(
         torch.set_num_threads(int(cfg.threads))
     job = Job(cfg)
     outside = outside_design(cfg.corpus) if job_uses_lm(cfg) else None
+    if outside is not None and job.sweep_dir is None:  # asked for alone: a mistake
+        raise ValueError(f"{outside}; lower corpus.size_exponent (in a sweep such a grid point "
+                         "is marked not_applicable and skipped)")  # fmt: skip
     if outside is not None:
         log.info("not applicable, nothing to run: %s", outside)
         return job.finish({job_key("reason"): outside}, status=NOT_APPLICABLE)

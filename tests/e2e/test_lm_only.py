@@ -45,23 +45,39 @@ def test_an_lm_only_config_is_checked_like_a_generator_one(make_lm_cfg):
         lm_entry.run(make_lm_cfg(["data.normaliser=nltk"]))
 
 
+def _in_a_sweep(cfg, sweep_dir):
+    """``cfg`` as a job of a multirun whose sweep folder is ``sweep_dir``."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, read_write
+
+    with read_write(cfg.hydra):
+        OmegaConf.update(cfg, "hydra.mode", "MULTIRUN")
+        OmegaConf.update(cfg, "hydra.sweep.dir", str(sweep_dir))
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
 def test_a_grid_point_outside_the_corpus_design_is_marked_not_run(make_cfg, tmp_path):
     """paper_flickr8k sweeps one list of exponents over corpora of different ranges: the
-    in-domain corpus (max_size_exponent 0) at e = 0.5 is not applicable, not a failure."""
+    in-domain corpus (max_size_exponent 0) at e = 0.5 is not applicable in a sweep, not a
+    failure; asked for alone, it is an error."""
     from caplm.report import scan
 
-    cfg = make_cfg(["+corpus.max_size_exponent=0", "corpus.size_exponent=0.5"], job="sweep/na")
+    with pytest.raises(ValueError, match="goes up to size_exponent 0 .* lower corpus.size_exp"):
+        run_generator(make_cfg(["corpus.size_exponent=0.5"], job="alone"))
+    sweep = tmp_path / "sweep"
+    cfg = _in_a_sweep(make_cfg(["corpus.size_exponent=0.5"], job="sweep/na"), sweep)
     results = run_generator(cfg)
     assert results["job/status"] == "not_applicable"
     assert "goes up to size_exponent 0" in results["job/reason"]
     out = Path(cfg.paths.output_dir)
     assert sorted(p.name for p in out.iterdir()) == [RESULTS_FILE]  # nothing trained
-    run_generator(make_cfg(["transfer=none"], job="sweep/none"))
-    sweep = scan(tmp_path / "sweep")
-    assert sweep.not_applicable == ["na"] and sweep.incomplete == [] and sweep.finished == 1
+    run_generator(_in_a_sweep(make_cfg(["transfer=none"], job="sweep/none"), sweep))
+    found = scan(sweep)
+    assert found.not_applicable == ["na"] and found.incomplete == [] and found.finished == 1
     # modes without an LM have no corpus, so nothing is outside their design
-    assert run_generator(make_cfg(["+corpus.max_size_exponent=0", "corpus.size_exponent=0.5",
-                                   "transfer=none"], job="none2"))["job/status"] == COMPLETE  # fmt: skip
+    none = make_cfg(["corpus.size_exponent=0.5", "transfer=none"], job="none2")
+    assert run_generator(none)["job/status"] == COMPLETE
 
 
 def test_lm_only_on_real_data_files_flickr8k_json_and_lm1b_folders(tmp_path):
