@@ -57,7 +57,7 @@ def test_unknown_keys_of_every_group(make_cfg, override, expected):
         ("generation.beam_width=0", "beam_width must be a positive integer"),
         ("generation.no_repeat_ngram=-1", "generation: no_repeat_ngram must be an integer >= 0"),
         ("data.normaliser=nltk", "data.normaliser: is 'nltk'; known normalisers: study,"),
-        ("+corpus.max_size_exponent=x", "corpus.max_size_exponent: is 'x'; must be a number"),
+        ("corpus.max_size_exponent=x", "corpus.max_size_exponent: is 'x'; must be a number"),
         ("lm.fit.max_epochs=-1", "lm.fit.max_epochs: is -1; must be an integer >= 0"),
         ("model.fit.patience=-2", "model.fit.patience: is -2"),
         ("transfer.mode=frozn", "transfer.mode='frozn' is unknown"),
