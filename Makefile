@@ -17,7 +17,7 @@ export HYDRA_FULL_ERROR ?= 1
 # `make sweep`: the paper grid on the embedded default with small settings (CPU, ~15-20 min).
 SWEEP_ARGS ?= data.shapes.num_train=300 eval.lm_samples=50 trainer.enable_progress_bar=false
 
-.PHONY: help install lock run test test-all lint format bench sweep report corpora clean clean-runs
+.PHONY: help install lock run test test-all lint format bench probe sweep report corpora clean clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ report: install ## tables, plots and the LM-perplexity/CIDEr correlation of the 
 
 bench: install ## speed figures of the hot paths (printed, with ratios)
 	$(PY) -m benchmarks
+
+probe: install ## linear probe of the image features: every caption attribute, vs 95%
+	$(PY) -m caplm.probe data=shapes
+	$(PY) -m caplm.probe data=scenes
 
 test: install ## the default (fast) test suite
 	$(PY) -m pytest -m "not slow" -q

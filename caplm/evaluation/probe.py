@@ -1,0 +1,446 @@
+"""A frozen linear probe of the image features: can a linear classifier read off every
+attribute the captions of a generated dataset mention?
+
+:func:`attribute_labels` turns a generated dataset's scenes (``CaptionDataset.info["scenes"]``)
+into one classification task per attribute (image id -> label; an image a task does not
+apply to is left out of it); :func:`probe` trains one L2-regularised multinomial logistic
+regression per task on the train split's frozen features, picks the L2 strength and the
+feature scaling (``SCALINGS``) on val (never on test) and reports test accuracy beside the
+majority-class baseline. A task named
+``family/member`` (``cell_category/r0c1``, ``shape/star``) is one member of a pooled
+attribute; :func:`summarise` reports each family's mean and worst member.
+
+Attributes (``shapes``; every one a thing its captions say):
+
+- ``count``: how many objects (1-3): "two shapes including ...", "a single ...".
+- ``shape/<s>``: whether a ``<s>`` (circle, square, ...) is in the picture (yes/no).
+- ``colour/<c>``: whether an object of colour ``<c>`` is in the picture.
+- ``colour_shape/<c>_<s>``: whether a ``<c> <s>`` is in the picture ("a red circle").
+- ``largest_size``: the size class (small/large) of the largest object.
+- ``sizes_present``: the sizes in the picture (small, large or small+large).
+- ``position``: the third-by-third place of the only object of a one-object picture, where
+  the captions can name it ("in the top left corner"); images near a boundary left out.
+- ``pair_relation``: in a two-object picture of two kinds, where the first (by shape, then
+  colour) is relative to the other: left/right/above/below, as the captions' relation words.
+- ``pair_left_right``: the same pair's left-right order (is the first left of the other).
+
+Attributes (``scenes``; objects sit in the cells of a 3 x 3 grid, ``r<row>c<col>``):
+
+- ``count``: how many objects (1-4).
+- ``cell_occupied/<cell>``: whether an object is in that cell (places: "in the top left").
+- ``cell_category/<cell>``: the category of the object in that cell, or "empty".
+- ``cell_colour/<cell>``: its colour, or "empty".
+- ``cell_size/<cell>``: its size class (small/medium/large), or "empty".
+- ``category/<k>``: whether a ``<k>`` is in the picture ("... and no stars").
+- ``colour/<c>``: whether an object of colour ``<c>`` is in the picture ("but no green ones").
+- ``colour_count/<c>``: how many objects have colour ``<c>`` (0-4): "two red ones".
+- ``pair_horizontal`` / ``pair_vertical``: in a two-object picture of two kinds, the first's
+  (by category, then colour) column / row relative to the other's: left/same/right,
+  above/same/below (the cells decide "left of", "above", "beside" and the rest).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from caplm.data.scenes.lexicon import CATEGORIES as SCENE_CATEGORIES
+from caplm.data.scenes.lexicon import COLOURS as SCENE_COLOURS
+from caplm.data.scenes.lexicon import GRID
+from caplm.data.shapes.config import COLOURS as SHAPE_COLOURS
+from caplm.data.shapes.config import SHAPES
+from caplm.data.shapes.scene import position, relation
+
+#: The datasets whose scenes this module reads.
+DATASETS = ("shapes", "scenes")
+#: L2 strengths tried (on mean cross-entropy + l2/2 |W|^2, standardised features), strongest
+#: first; ties on val accuracy go to the stronger one.
+L2_GRID = (10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5, 1e-6)
+#: How features are scaled before the fit (train statistics; chosen per task on val):
+#: ``standard``: each dimension to mean 0, deviation 1; ``global``: centred and divided by
+#: one overall deviation, so the dimensions keep their relative sizes (with post-ReLU CNN
+#: features, mostly zeros, standardising inflates rarely active units: measured worse on the
+#: scenes' EfficientNet features). Both are affine maps: the probe stays linear.
+SCALINGS = ("standard", "global")
+#: LBFGS iterations per fit at most (each strength warm-starts from the one before).
+MAX_ITER = 200
+SPLITS = ("train", "val", "test")
+#: The accuracy the issue asks of every attribute.
+THRESHOLD = 0.95
+EMPTY = "empty"
+
+
+# --------------------------------------------------------------------------- labels
+def attribute_labels(
+    dataset_name: str, scenes: Mapping[str, list[dict]]
+) -> dict[str, dict[str, str]]:
+    """attribute -> image id -> label (a string), for a generated dataset's scenes."""
+    if dataset_name == "shapes":
+        return _shapes_labels(scenes)
+    if dataset_name == "scenes":
+        return _scenes_labels(scenes)
+    raise ValueError(
+        f"dataset {dataset_name!r}: the probe needs a generated dataset that knows what is in "
+        f"each image; use one of {', '.join(DATASETS)}"
+    )
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _shapes_labels(scenes: Mapping[str, list[dict]]) -> dict[str, dict[str, str]]:
+    labels: dict[str, dict[str, str]] = {"count": {}, "largest_size": {}, "sizes_present": {}}
+    labels.update({f"shape/{s}": {} for s in SHAPES})
+    labels.update({f"colour/{c}": {} for c in SHAPE_COLOURS})
+    labels.update({f"colour_shape/{c}_{s}": {} for c in SHAPE_COLOURS for s in SHAPES})
+    labels.update({"position": {}, "pair_relation": {}, "pair_left_right": {}})
+    for image, objects in scenes.items():
+        labels["count"][image] = str(len(objects))
+        shapes = {o["shape"] for o in objects}
+        colours = {o["colour"] for o in objects}
+        kinds = {(o["colour"], o["shape"]) for o in objects}
+        for s in SHAPES:
+            labels[f"shape/{s}"][image] = _yes(s in shapes)
+        for c in SHAPE_COLOURS:
+            labels[f"colour/{c}"][image] = _yes(c in colours)
+            for s in SHAPES:
+                labels[f"colour_shape/{c}_{s}"][image] = _yes((c, s) in kinds)
+        labels["largest_size"][image] = max(objects, key=lambda o: o["extent"])["size"]
+        labels["sizes_present"][image] = "+".join(sorted({o["size"] for o in objects}))
+        if len(objects) == 1:
+            place = position(objects[0])
+            if place is not None:
+                labels["position"][image] = place
+        if len(objects) == 2 and len(kinds) == 2:
+            a, b = sorted(objects, key=lambda o: (o["shape"], o["colour"]))
+            labels["pair_relation"][image] = relation(a, b)
+            labels["pair_left_right"][image] = "left" if a["x"] < b["x"] else "right"
+    return labels
+
+
+def _cells() -> list[tuple[int, int, str]]:
+    return [(row, col, f"r{row}c{col}") for row in range(GRID) for col in range(GRID)]
+
+
+def _scenes_labels(scenes: Mapping[str, list[dict]]) -> dict[str, dict[str, str]]:
+    labels: dict[str, dict[str, str]] = {"count": {}}
+    for what in ("occupied", "category", "colour", "size"):
+        labels.update({f"cell_{what}/{name}": {} for _, _, name in _cells()})
+    labels.update({f"category/{k}": {} for k in SCENE_CATEGORIES})
+    labels.update({f"colour/{c}": {} for c in SCENE_COLOURS})
+    labels.update({f"colour_count/{c}": {} for c in SCENE_COLOURS})
+    labels.update({"pair_horizontal": {}, "pair_vertical": {}})
+    for image, objects in scenes.items():
+        labels["count"][image] = str(len(objects))
+        at = {(o["row"], o["col"]): o for o in objects}
+        for row, col, name in _cells():
+            o = at.get((row, col))
+            labels[f"cell_occupied/{name}"][image] = _yes(o is not None)
+            for what in ("category", "colour", "size"):
+                labels[f"cell_{what}/{name}"][image] = EMPTY if o is None else o[what]
+        categories = {o["category"] for o in objects}
+        colours = Counter(o["colour"] for o in objects)
+        for k in SCENE_CATEGORIES:
+            labels[f"category/{k}"][image] = _yes(k in categories)
+        for c in SCENE_COLOURS:
+            labels[f"colour/{c}"][image] = _yes(c in colours)
+            labels[f"colour_count/{c}"][image] = str(colours.get(c, 0))
+        kinds = {(o["category"], o["colour"]) for o in objects}
+        if len(objects) == 2 and len(kinds) == 2:
+            a, b = sorted(objects, key=lambda o: (o["category"], o["colour"]))
+            labels["pair_horizontal"][image] = _order(a["col"], b["col"], ("left", "right"))
+            labels["pair_vertical"][image] = _order(a["row"], b["row"], ("above", "below"))
+    return labels
+
+
+def _order(a: int, b: int, words: tuple[str, str]) -> str:
+    return words[0] if a < b else words[1] if a > b else "same"
+
+
+# --------------------------------------------------------------------------- the probe
+def probe(
+    features_by_split: Mapping[str, torch.Tensor | np.ndarray],
+    ids_by_split: Mapping[str, Sequence[str]],
+    labels: Mapping[str, Mapping[str, str]],
+    l2_grid: Sequence[float] = L2_GRID,
+    max_iter: int = MAX_ITER,
+    scalings: Sequence[str] = SCALINGS,
+    threads: int | None = 1,
+) -> dict[str, dict]:
+    """A linear classifier per attribute on frozen features: trained on ``train``, its L2
+    strength and feature scaling picked on ``val`` (best accuracy; ties go to the stronger
+    strength, then to the earlier scaling), scored on ``test``.
+
+    ``features_by_split[s]`` is (N_s, D), row i for image ``ids_by_split[s][i]``; ``labels``
+    is attribute -> image id -> label (images without a label are left out of that task).
+    ``scalings`` (see ``SCALINGS``) use the train split's statistics only. Returns attribute
+    -> ``test_accuracy``, ``majority_baseline`` (the train split's most frequent label, on
+    test), ``n_classes`` (labels seen in any split), ``balanced_accuracy`` (mean per-class
+    recall on test), ``val_accuracy``, ``l2`` and ``scaling`` (those chosen), ``classes`` and
+    the example counts ``n_train``, ``n_val``, ``n_test``; a task with no train or no test
+    image has None for the accuracies.
+
+    Each task's model is its own (the losses of tasks on the same images are summed and
+    minimised together only to share the matrix products: the sum's minimum is each one's).
+    The fits run on ``threads`` torch threads (restored after; None: as set): these small
+    dense problems are several times faster on one thread, far more so on shared cores.
+    """
+    for split in SPLITS:
+        if split not in features_by_split or split not in ids_by_split:
+            raise ValueError(f"the probe needs a {split} split; got {sorted(features_by_split)}")
+        if len(features_by_split[split]) != len(ids_by_split[split]):
+            raise ValueError(
+                f"{split}: {len(features_by_split[split])} feature rows but "
+                f"{len(ids_by_split[split])} image ids"
+            )
+    unknown = [s for s in scalings if s not in SCALINGS]
+    if unknown or not scalings:
+        raise ValueError(f"scalings {list(scalings)}: use one or more of {', '.join(SCALINGS)}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _probe(features_by_split, ids_by_split, labels, l2_grid, max_iter, scalings)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _probe(features_by_split, ids_by_split, labels, l2_grid, max_iter, scalings):
+    raw = {s: _tensor(features_by_split[s]) for s in SPLITS}
+    x = {scaling: _project(raw, scaling) for scaling in scalings}
+    results, tasks = {}, {}
+    for attribute, by_image in labels.items():
+        results[attribute], task = _task(ids_by_split, by_image)
+        if task is not None:
+            tasks[attribute] = task
+    groups: dict[tuple, list[str]] = {}  # tasks on the same images are fitted together
+    for attribute, task in tasks.items():
+        key = tuple(tuple(task["rows"][s]) for s in SPLITS)
+        groups.setdefault(key, []).append(attribute)
+    for key, attributes in groups.items():
+        xs = {
+            scaling: {s: v[s][list(rows)] for s, rows in zip(SPLITS, key, strict=True)}
+            for scaling, v in x.items()
+        }
+        _fit_group(xs, [tasks[a] for a in attributes], l2_grid, max_iter)
+    for attribute, task in tasks.items():
+        results[attribute].update(task["result"])
+    return results
+
+
+def _tensor(features) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(features), dtype=torch.float64)
+
+
+def _project(x: dict[str, torch.Tensor], scaling: str) -> dict[str, torch.Tensor]:
+    """Features centred and scaled by the train split's statistics (``scaling``), expressed
+    in an orthonormal basis of the train rows' span, as float32. An L2-penalised linear
+    model's weights lie in that span (representer theorem), so the basis changes nothing but
+    the size: D becomes at most N_train."""
+    train = x["train"]
+    mean = train.mean(0)
+    if scaling == "standard":
+        std = train.std(0) if len(train) > 1 else torch.ones_like(mean)
+        std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    else:  # "global": one scale, so the dimensions keep their relative sizes
+        spread = float((train - mean).pow(2).mean().sqrt()) if len(train) > 1 else 1.0
+        std = torch.full_like(mean, spread if spread > 1e-12 else 1.0)
+    z = {s: (v - mean) / std for s, v in x.items()}
+    if train.shape[1] > train.shape[0]:
+        _, s, vh = torch.linalg.svd(z["train"], full_matrices=False)
+        basis = vh[s > s.max() * 1e-10].T  # (D, r)
+        z = {k: v @ basis for k, v in z.items()}
+    return {k: v.float() for k, v in z.items()}
+
+
+def _task(ids_by_split, by_image) -> tuple[dict, dict | None]:
+    """The result skeleton of one attribute, and its rows and encoded labels per split
+    (None when it has no train or no test image)."""
+    rows, ys = {}, {}
+    for split in SPLITS:
+        ids = ids_by_split[split]
+        rows[split] = [i for i, image in enumerate(ids) if image in by_image]
+        ys[split] = [str(by_image[ids[i]]) for i in rows[split]]
+    result = {"test_accuracy": None, "majority_baseline": None,
+              "n_classes": len({y for s in SPLITS for y in ys[s]}), "balanced_accuracy": None,
+              "val_accuracy": None, "l2": None, "scaling": None,
+              "classes": sorted(set(ys["train"])),
+              **{f"n_{s}": len(rows[s]) for s in SPLITS}}  # fmt: skip
+    if not rows["train"] or not rows["test"]:
+        return result, None
+    counts = Counter(ys["train"])
+    top = max(counts.values())
+    majority = min(c for c, n in counts.items() if n == top)  # ties: the first by name
+    result["majority_baseline"] = float(np.mean([y == majority for y in ys["test"]]))
+    index = {c: k for k, c in enumerate(result["classes"])}
+    encoded = {  # labels never seen in train get -1: always wrong
+        s: torch.tensor([index.get(y, -1) for y in ys[s]], dtype=torch.long) for s in SPLITS
+    }
+    return result, {"rows": rows, "y": encoded, "k": len(index), "result": {}}
+
+
+def _fit_group(xs: dict[str, dict], tasks: list[dict], l2_grid, max_iter) -> None:
+    """Fit every task of a group (same images) for each scaling (``xs``: scaling -> split ->
+    features) at each L2 strength, keep each task's best on val, and score it on test (in
+    ``task["result"]``)."""
+    fitted = [t for t in tasks if t["k"] > 1]
+    best = {}  # task -> val accuracy, l2, scaling, test predictions
+    for t in tasks:
+        best[id(t)] = (-1.0, None, None, None)
+        if t["k"] == 1:  # one class in train: always it
+            best[id(t)] = (_accuracy(torch.zeros_like(t["y"]["val"]), t["y"]["val"]), None,
+                           None, torch.zeros_like(t["y"]["test"]))  # fmt: skip
+    for scaling, x in xs.items():
+        start = None
+        for l2 in sorted(l2_grid, reverse=True) if fitted else ():  # strongest first: warm starts
+            start = _fit(x["train"], [t["y"]["train"] for t in fitted], l2, max_iter, start)
+            for t, (w, b) in zip(fitted, _split(start, fitted), strict=True):
+                val = _accuracy((x["val"] @ w + b).argmax(1), t["y"]["val"])
+                if val > best[id(t)][0]:  # ties keep the stronger strength, earlier scaling
+                    best[id(t)] = (val, l2, scaling, (x["test"] @ w + b).argmax(1))
+    for t in tasks:
+        val, l2, scaling, predicted = best[id(t)]
+        truth = t["y"]["test"]
+        t["result"] = {
+            "test_accuracy": _accuracy(predicted, truth),
+            "balanced_accuracy": _balanced(predicted, truth),
+            "val_accuracy": val if len(t["y"]["val"]) else None,
+            "l2": l2,
+            "scaling": scaling,
+        }
+
+
+def _split(params: tuple[torch.Tensor, torch.Tensor], tasks: list[dict]):
+    """Each task's (weights, bias) out of the group's stacked ones."""
+    sizes = [t["k"] for t in tasks]
+    w, b = params
+    return list(zip(w.split(sizes, dim=1), b.split(sizes), strict=True))
+
+
+def _fit(x: torch.Tensor, ys: list[torch.Tensor], l2: float, max_iter: int, start=None):
+    """Multinomial logistic regressions of each ``ys[t]`` on ``x``: the sum over tasks of
+    mean cross-entropy + l2/2 |W_t|^2 (biases free), minimised by LBFGS; tasks with the same
+    number of classes are stacked so one product serves them all. Returns (W, b), the tasks'
+    columns side by side."""
+    sizes = [int(y.max()) + 1 for y in ys]  # every train label is seen: classes 0..k-1
+    if start is None:
+        w = torch.zeros(x.shape[1], sum(sizes), dtype=x.dtype)
+        b = torch.zeros(sum(sizes), dtype=x.dtype)
+    else:
+        w, b = (t.detach().clone() for t in start)
+    w.requires_grad_(True)
+    b.requires_grad_(True)
+    offsets = np.cumsum([0, *sizes])
+    by_k: dict[int, list[int]] = {}
+    for t, k in enumerate(sizes):
+        by_k.setdefault(k, []).append(t)
+    stacks = []  # (k, column indices (T_k * k,), targets (N, T_k))
+    for k, members in by_k.items():
+        columns = torch.tensor([c for t in members for c in range(offsets[t], offsets[t] + k)])
+        stacks.append((k, columns, torch.stack([ys[t] for t in members], dim=1)))
+    optimiser = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20,
+                                  tolerance_grad=1e-6, tolerance_change=1e-9,
+                                  line_search_fn="strong_wolfe")  # fmt: skip
+
+    def closure():
+        optimiser.zero_grad()
+        logits = x @ w + b
+        loss = 0.5 * l2 * (w * w).sum()
+        for k, columns, targets in stacks:
+            chunk = logits[:, columns].reshape(len(x), targets.shape[1], k)
+            ce = torch.nn.functional.cross_entropy(chunk.transpose(1, 2), targets, reduction="none")
+            loss = loss + ce.mean(0).sum()  # each task's mean over images
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return w.detach(), b.detach()
+
+
+def _accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
+    if len(truth) == 0:
+        return 0.0
+    return float((predicted == truth).double().mean())
+
+
+def _balanced(predicted: torch.Tensor, truth: torch.Tensor) -> float:
+    recalls = [float((predicted[truth == c] == c).double().mean()) for c in truth.unique()]
+    return float(np.mean(recalls))
+
+
+# --------------------------------------------------------------------------- summaries
+def family(attribute: str) -> str:
+    """The pooled attribute a task belongs to: ``cell_category/r0c1`` -> ``cell_category``."""
+    return attribute.split("/", 1)[0]
+
+
+def summarise(results: Mapping[str, dict], threshold: float = THRESHOLD) -> dict[str, dict]:
+    """family -> its members' mean and minimum test accuracy (the worst member named), mean
+    majority baseline and balanced accuracy, the most classes, and ``passed``: whether every
+    member scored at least ``threshold`` (None when no member could be scored)."""
+    out: dict[str, dict] = {}
+    for attribute, r in results.items():
+        out.setdefault(family(attribute), {"members": []})["members"].append((attribute, r))
+    for entry in out.values():
+        scored = [(a, r) for a, r in entry.pop("members") if r["test_accuracy"] is not None]
+        entry["tasks"] = len(scored)
+        entry["n_classes"] = max((r["n_classes"] for _, r in scored), default=0)
+        if not scored:
+            entry.update(test_accuracy_mean=None, test_accuracy_min=None, worst=None,
+                         majority_mean=None, balanced_mean=None, n_test=0, passed=None,
+                         failing=[])  # fmt: skip
+            continue
+        worst, worst_r = min(scored, key=lambda ar: ar[1]["test_accuracy"])
+        entry.update(
+            test_accuracy_mean=float(np.mean([r["test_accuracy"] for _, r in scored])),
+            test_accuracy_min=worst_r["test_accuracy"],
+            worst=worst,
+            majority_mean=float(np.mean([r["majority_baseline"] for _, r in scored])),
+            balanced_mean=float(np.mean([r["balanced_accuracy"] for _, r in scored])),
+            n_test=int(np.mean([r["n_test"] for _, r in scored])),
+            passed=worst_r["test_accuracy"] >= threshold,
+            failing=[a for a, r in scored if r["test_accuracy"] < threshold],
+        )
+    return out
+
+
+def format_table(results: Mapping[str, dict], threshold: float = THRESHOLD) -> str:
+    """One line per attribute family: tasks, classes, test images, majority baseline, mean
+    and worst test accuracy, balanced accuracy, PASS/FAIL (worst member against
+    ``threshold``); then the failing members of pooled families."""
+
+    def pct(v):
+        return "   n/a" if v is None else f"{100 * v:5.1f}%"
+
+    head = (f"{'attribute':<16} {'tasks':>5} {'classes':>7} {'n_test':>6} {'majority':>8} "
+            f"{'test acc':>8} {'min':>6} {'bal.acc':>7}  {'>=' + format(threshold, '.0%'):<6}"
+            "  worst member")  # fmt: skip
+    lines = [head, "-" * len(head)]
+    summary = summarise(results, threshold)
+    for name, s in summary.items():
+        verdict = {True: "PASS", False: "FAIL", None: "n/a"}[s["passed"]]
+        worst = s["worst"] if s["tasks"] > 1 else ""
+        lines.append(
+            f"{name:<16} {s['tasks']:>5} {s['n_classes']:>7} {s['n_test']:>6} "
+            f"{pct(s['majority_mean']):>8} {pct(s['test_accuracy_mean']):>8} "
+            f"{pct(s['test_accuracy_min']):>6} {pct(s['balanced_mean']):>7}  {verdict:<6}  {worst}"
+        )
+    failing = [(a, results[a]) for s in summary.values() if s["tasks"] > 1 for a in s["failing"]]
+    if failing:
+        lines.append("")
+        lines.append(f"members below {threshold:.0%} (test acc / majority):")
+        for a, r in failing:
+            lines.append(
+                f"  {a:<28} {pct(r['test_accuracy'])} / {pct(r['majority_baseline'])}"
+                f"  (n_test {r['n_test']})"
+            )
+    passed = [s["passed"] for s in summary.values() if s["passed"] is not None]
+    lines.append("")
+    lines.append(
+        f"{sum(passed)} of {len(passed)} attributes at or above {threshold:.0%} on every member"
+    )
+    return "\n".join(lines)
