@@ -28,11 +28,11 @@ from caplm.models.common import constructor_args
 from caplm.models.transfer.callback import WeightTransfer
 from caplm.models.transfer.modes import uses_lm
 from caplm.models.transfer.vocab import generator_vocabulary
-from caplm.results import RESULTS_FILE, capgen_key, keyed, metric_key
+from caplm.results import RESULTS_FILE, keyed, metric_key
 from caplm.runtime import loggers
 from caplm.runtime.jobs import Job, run_job
 from caplm.runtime.lm_stage import language_model
-from caplm.runtime.training import ended_at_cap, fit, make_trainer
+from caplm.runtime.training import fit, make_trainer, warn_if_capped
 
 log = logging.getLogger("caplm.train")
 
@@ -114,16 +114,15 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
                 "epochs": record["epochs"],
                 "resumed_after": record["resumed_after"],
                 "train_time_s": record["train_time_s"],
-                "stopped_at_cap": ended_at_cap(record["history"], cfg.model.fit.max_epochs),
+                "stopped_at_cap": warn_if_capped(
+                    "the caption generator",
+                    record["history"],
+                    cfg.model.fit.max_epochs,
+                    "model.fit.max_epochs",
+                ),
             },
         )
     )
-    if results[capgen_key("stopped_at_cap")]:
-        log.warning(
-            "the caption generator stopped at its cap of %d epochs while its validation loss "
-            "was still improving; raise model.fit.max_epochs for a converged one",
-            cfg.model.fit.max_epochs,
-        )
     scores, captions = evaluate_generator(model, data, cfg.eval)
     results.update(scores)
     write_json(out / "test_captions.json", captions)

@@ -55,6 +55,6 @@ LM_COLUMNS = (
     ("OOV tokens", coverage_key("lm", "captest", "oov_token_rate")),
     ("LM vocab", lm_key("vocab_size")),
     ("epochs", lm_key("epochs")),
-    ("at cap", lm_key("stopped_at_cap")),
+    ("at cap", LM_AT_CAP := lm_key("stopped_at_cap")),
 )
 GEN_AT_CAP = capgen_key("stopped_at_cap")

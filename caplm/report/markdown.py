@@ -14,6 +14,7 @@ from caplm.report.columns import (
     GEN_PPLX,
     HEADLINE_METRIC,
     KEY_COLUMNS,
+    LM_AT_CAP,
     LM_COLUMNS,
     LM_PPLX,
 )
@@ -226,7 +227,7 @@ def _lm_md(cells: pd.DataFrame, done: pd.DataFrame) -> list[str]:
         "vocabulary lacks; at cap: the share of seeds whose LM ran all `lm.fit.max_epochs` "
         "while still improving."
     )
-    for what, key in (("LM", LM_COLUMNS[-1][1]), ("caption generator", GEN_AT_CAP)):
+    for what, key in (("LM", LM_AT_CAP), ("caption generator", GEN_AT_CAP)):
         capped = int(done[key].fillna(False).astype(bool).sum()) if key in done else 0
         if capped:
             lines.append(

@@ -17,7 +17,7 @@ from caplm.evaluation.evaluate import evaluate_lm
 from caplm.results import keyed, lm_key
 from caplm.runtime import lm_cache, loggers
 from caplm.runtime.lm_cache import CachedLM
-from caplm.runtime.training import ended_at_cap, make_trainer
+from caplm.runtime.training import make_trainer, warn_if_capped
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +48,9 @@ def language_model(cfg: DictConfig, dataset: CaptionDataset) -> tuple[CachedLM, 
     results[lm_key("resumed_after")] = info.get("resumed_after", [])  # older entries lack it
     results.update(keyed("lm", {k: corpus.info[k] for k in ("pool_size", "max_val_sentences")}))
     results[lm_key("val_sentences")] = len(corpus.val)
-    results[lm_key("stopped_at_cap")] = capped = ended_at_cap(
-        info["history"], cfg.lm.fit.max_epochs
+    results[lm_key("stopped_at_cap")] = warn_if_capped(
+        f"LM {lm.key}", info["history"], cfg.lm.fit.max_epochs, "lm.fit.max_epochs"
     )
-    if capped:
-        log.warning(
-            "LM %s stopped at its cap of %d epochs while its validation loss was still "
-            "improving; raise lm.fit.max_epochs for a converged LM",
-            lm.key,
-            cfg.lm.fit.max_epochs,
-        )
     texts = {
         "val": corpus.val,
         "capval": dataset.sentences("val"),

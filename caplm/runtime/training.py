@@ -7,6 +7,7 @@ fit resumes from ``last.ckpt`` and loses at most the epoch it was in.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from omegaconf import DictConfig
 from caplm.io import UNREADABLE, move_aside, read_json, to_dict, write_json
 from caplm.runtime.devices import pin_trainer_devices
 from caplm.runtime.loggers import continue_curves
+
+log = logging.getLogger(__name__)
 
 MONITOR = "val/loss"
 
@@ -167,6 +170,21 @@ def ended_at_cap(history: list[dict], max_epochs: int) -> bool:
         and bool(losses)
         and (losses[-1] <= min(losses))
     )
+
+
+def warn_if_capped(what: str, history: list[dict], max_epochs: int, setting: str) -> bool:
+    """:func:`ended_at_cap`, with a warning that names ``what`` stopped and the ``setting``
+    to raise (``lm.fit.max_epochs``, ...)."""
+    capped = ended_at_cap(history, max_epochs)
+    if capped:
+        log.warning(
+            "%s stopped at its cap of %d epochs while its validation loss was still improving; "
+            "raise %s for a converged model",
+            what,
+            max_epochs,
+            setting,
+        )
+    return capped
 
 
 def fit(

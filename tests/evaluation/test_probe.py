@@ -23,6 +23,7 @@ from caplm.evaluation.probe import (
 )
 from caplm.probe import main
 from caplm.runtime.config import ConfigError
+from tests.conftest import TINY
 
 
 def shape(kind, colour, size, x, y, extent=None):
@@ -242,15 +243,7 @@ def test_summary_and_table_pool_members():
 
 
 # --------------------------------------------------------------------------- the command
-TINY_PROBE = [
-    "data=shapes",
-    "data.shapes.num_train=24",
-    "data.shapes.num_val=8",
-    "data.shapes.num_test=8",
-    "data.shapes.image_size=32",
-    "data/encoder=small_cnn",
-    "data.encoder.image_size=32",
-]
+TINY_PROBE = ["data=shapes", *(o for o in TINY if o.startswith(("data.", "data/")))]
 
 
 def test_the_command_writes_probe_json(tmp_path, capsys):

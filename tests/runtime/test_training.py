@@ -94,3 +94,15 @@ def test_ended_at_cap_flags_a_fit_stopped_while_still_improving(losses, max_epoc
 
     history = [{"epoch": i + 1, MONITOR: v} for i, v in enumerate(losses)]
     assert ended_at_cap(history, max_epochs) is capped
+
+
+def test_a_capped_fit_is_warned_about_naming_the_setting_to_raise(caplog):
+    from caplm.runtime.training import MONITOR, warn_if_capped
+
+    improving = [{MONITOR: 3.0}, {MONITOR: 2.0}]
+    with caplog.at_level("WARNING", logger="caplm.runtime.training"):
+        assert warn_if_capped("LM abc", improving, 2, "lm.fit.max_epochs") is True
+        assert warn_if_capped("LM abc", improving, 5, "lm.fit.max_epochs") is False
+    assert caplog.text.count("stopped at its cap") == 1
+    assert "LM abc stopped at its cap of 2 epochs" in caplog.text
+    assert "raise lm.fit.max_epochs" in caplog.text
