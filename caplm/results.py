@@ -20,6 +20,10 @@ module spells a key). Parts:
                 scenes, grounding ``<dataset>_object_precision`` etc.
 - ``transfer/`` ``rows`` (embedding rows copied), ``rows_missing``, ``params_transferred``,
                 ``params_frozen``.
+- ``transferability/`` scores of the job's LM computed before the generator is trained
+                (:mod:`caplm.evaluation.transfer_scores`): ``logme`` (the main one),
+                ``logme_text``, ``logme_sd``, ``logme_random``, ``hscore``, ``leep``,
+                ``positions``, ``samples``, ``time_s``.
 
 Perplexity keys are ``<part>/<split>_pplx_<kind>_<stat>``: ``kind`` is ``plain`` or
 ``corrected`` (each ``<unk>`` charged 1/n_oov_types of its probability, so models with
@@ -30,7 +34,8 @@ different vocabularies compare), ``stat`` is ``mean``, ``median`` or ``geomean``
 ``lm/stopped_at_cap`` and ``capgen/stopped_at_cap`` say a fit ran all its epochs while its
 validation loss was still improving; ``lm/val_sentences`` and ``lm/max_val_sentences`` how
 much validation text was used (null: all of it). ``job/normaliser`` is ``data.normaliser``;
-``job/transfer`` is ``lm_only`` for an LM-only job (``python -m caplm.lm``).
+``job/transfer`` is ``lm_only`` for an LM-only job (``python -m caplm.lm``). ``lm/in_domain``
+says whether the LM's corpus is text of the caption domain (null: not known, a text file).
 
 This module imports nothing from caplm: training and the report both depend on it.
 """
@@ -41,7 +46,7 @@ RESULTS_FILE = "results.json"
 COMPLETE = "complete"
 #: ``job/status`` of a grid point the study's design leaves out (see ``corpus.max_size_exponent``).
 NOT_APPLICABLE = "not_applicable"
-PARTS = ("job", "lm", "capgen", "transfer")
+PARTS = ("job", "lm", "capgen", "transfer", "transferability")
 
 CAPTION_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
 PPLX_KINDS = ("plain", "corrected")
@@ -74,6 +79,11 @@ def capgen_key(name: str) -> str:
 
 def transfer_key(name: str) -> str:
     return key("transfer", name)
+
+
+def transferability_key(name: str) -> str:
+    """A transferability score of the job's LM, e.g. ``transferability_key("logme")``."""
+    return key("transferability", name)
 
 
 def column(results_key: str) -> str:

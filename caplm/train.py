@@ -22,6 +22,7 @@ from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
 from caplm.data.text import Vocabulary
 from caplm.evaluation.evaluate import ValidationBLEU, evaluate_generator
+from caplm.evaluation.transfer_scores import scores_or_reason
 from caplm.io import write_json
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.common import constructor_args
@@ -60,6 +61,18 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         results.update(lm_results)
         write_json(out / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
 
+    if lm and cfg.transferability.enabled:  # before the generator: it must not need one
+        results.update(
+            scores_or_reason(
+                lm.model,
+                lm.vocab,
+                dataset,
+                features,
+                caption_vocab,
+                cfg.transferability,
+                cfg.data.max_caption_len,
+            )
+        )
     vocab = generator_vocabulary(caption_vocab, lm.vocab if lm else None, cfg.transfer.vocab_policy)
     vocab.save(out / "vocab.json")
     data = CaptionDataModule(

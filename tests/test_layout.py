@@ -18,7 +18,7 @@ LAYERS = (
     ("caplm.models",),
     ("caplm.evaluation",),
     ("caplm.runtime",),
-    ("caplm.train", "caplm.lm", "caplm.probe"),
+    ("caplm.train", "caplm.lm", "caplm.probe", "caplm.caption", "caplm.transferability"),
 )
 #: The report reads results files: it may use the base layer and the pure-Python transfer modes.
 REPORT = "caplm.report"

@@ -67,6 +67,10 @@ SOURCE_KEYS = {
     "textfile": ("train_file", "val_file", "val_fraction"),
     "lm1b": ("root", "train_shards", "val_shards", "min_words", "max_words"),
 }
+#: Whether each source is text of the caption domain (captions of other images) or not; None
+#: for a user's text file, whose domain caplm cannot know.
+IN_DOMAIN = {"captions": True, "caption_dataset": True, "extra": True, "shapes_extra": True,
+             "scenes_extra": True, "scenes_news": False, "textfile": None, "lm1b": False}  # fmt: skip
 GENERATED = ("shapes", "scenes")  # the generated datasets, with extra scenes for corpus=extra
 LM1B_TRAIN = "training-monolingual.tokenized.shuffled/news.en-{:05d}-of-00100"
 LM1B_HELDOUT = "heldout-monolingual.tokenized.shuffled/news.en.heldout-{:05d}-of-00050"

@@ -18,7 +18,7 @@ from caplm.report.columns import (
     LM_COLUMNS,
     LM_PPLX,
 )
-from caplm.report.plots import plot_report
+from caplm.report.plots import plot_report, plot_transferability
 from caplm.report.study import (
     HEADLINE,
     MEASURES,
@@ -28,8 +28,18 @@ from caplm.report.study import (
 )
 from caplm.report.summary import correlations, summarize, transfer_effects
 from caplm.report.sweep import Sweep
+from caplm.report.transferability import (
+    PREDICTORS,
+    REFERENCE,
+    SCORE_NAMES,
+    judge,
+    random_prefix_levels,
+    transfer_jobs,
+    verdicts,
+)
 from caplm.results import SPICE_STATUS, metric_key
 
+TRANSFERABILITY_PLOT = "transferability_vs_cider.png"
 NO_PLOTS = "- none: no complete job transferred an LM with a perplexity or corpus size"
 
 
@@ -48,8 +58,20 @@ def write_report(sweep: Sweep, out: str | Path) -> list[str]:
     study = study_comparison(sweep.table) if on_study_data(sweep.table) else None
     if study is not None:
         write_text(out / "study_comparison.csv", study.to_csv(index=False))
-    write_text(out / "report.md", _report_md(sweep, cells, corr, plots, study, effects))
-    return list(corr["verdict"])
+    judged = judge(sweep.table)
+    if len(judged):
+        write_text(out / "transferability_judgement.csv", judged.to_csv(index=False))
+        jobs = transfer_jobs(sweep.table)
+        panels = [(name, col) for name, col, _ in PREDICTORS
+                  if name in (*SCORE_NAMES, REFERENCE)]  # fmt: skip
+        if plot_transferability(jobs, panels, out / TRANSFERABILITY_PLOT):
+            plots[TRANSFERABILITY_PLOT] = "Transferability scores against CIDEr"
+    predicted = verdicts(judged, sweep.table)
+    write_text(
+        out / "report.md",
+        _report_md(sweep, cells, corr, plots, study, effects, (judged, predicted)),
+    )
+    return list(corr["verdict"]) + (predicted if len(judged) else [])
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -105,6 +127,7 @@ def _report_md(
     plots: dict,
     study: pd.DataFrame | None,
     effects: pd.DataFrame,
+    predicted: tuple[pd.DataFrame, list[str]],
 ) -> str:
     done = sweep.complete
     total = sweep.expected if sweep.expected is not None else sweep.found
@@ -146,6 +169,10 @@ def _report_md(
         "",
         *([f"- {v}" for v in corr["verdict"]] or ["- no transfer mode has LM perplexities"]),
         "",
+        "## Which LM will transfer best? Transferability scores against perplexity",
+        "",
+        *_transferability_md(*predicted, sweep.table),
+        "",
         "## The study's numbers beside ours",
         "",
         *_study_md(sweep.table, study),
@@ -163,6 +190,57 @@ def _report_md(
         *[f"- note: {n}" for n in sweep.notes],
     ]
     return "\n".join(md) + "\n"
+
+
+def _transferability_md(judged: pd.DataFrame, verdicts: list[str], table) -> list[str]:
+    """Each score and baseline judged on this sweep's generators, per data set and mode."""
+    if not len(judged):
+        return [f"- {v}" for v in verdicts]
+    lines = [
+        "Each predictor is computed before any generator is trained (scores: "
+        "`python -m caplm.transferability`); it is judged by how it ranks the jobs that "
+        "transferred an LM by their test CIDEr: Kendall tau, weighted tau (top ranks count "
+        "more), top-1 regret (best CIDEr minus the CIDEr of the LM ranked first) and tau minus "
+        "perplexity's tau with a paired 95% bootstrap interval. Higher scores should mean "
+        "better transfer (perplexity is negated). Noise ceiling: the mean tau between the "
+        "CIDEr of two seeds of the same cells. All: "
+        "[transferability_judgement.csv](transferability_judgement.csv).",
+        "",
+        *[f"- **{v}**" for v in verdicts],
+        "",
+    ]
+    for (data, mode), group in judged.groupby(["data", "transfer"], sort=True):
+        shown = pd.DataFrame({
+            "predictor": group["predictor"],
+            "n": group["n"],
+            "tau": group["tau"].map(_signed),
+            "weighted tau": group["weighted_tau"].map(_signed),
+            "top-1 regret": group["top1_regret"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
+            "tau - tau(pplx) [95% CI]": [
+                _effect(m, lo, hi).replace("+", "+") if not pd.isna(m) else ""
+                for m, lo, hi in zip(group["tau_minus_pplx"], group["diff_lo"],
+                                     group["diff_hi"], strict=True)
+            ],
+        })  # fmt: skip
+        ceiling = group["noise_ceiling"].iloc[0]
+        lines += [
+            f"**{data}, transfer = {mode}** (noise ceiling tau "
+            f"{'n/a: one seed' if pd.isna(ceiling) else f'{ceiling:+.2f}'}):",
+            "",
+            markdown_table(shown),
+        ]
+    levels = random_prefix_levels(table)
+    for row in levels.itertuples(index=False):
+        lines.append(
+            f"- {row.data}: {row.above_random} of {row.lms} LMs have a higher LogME than a "
+            f"random, untrained prefix (mean LogME {row.logme_mean:.4f} vs random "
+            f"{row.logme_random:.4f})."
+        )
+    return lines
+
+
+def _signed(v: float) -> str:
+    return "" if pd.isna(v) else f"{v:+.2f}"
 
 
 def _summary_md(cells: pd.DataFrame) -> str:

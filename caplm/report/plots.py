@@ -176,3 +176,37 @@ def _transfer_colors(modes) -> dict[str, str]:
 
 def _transfer_label(mode: str) -> str:
     return TRANSFER_STYLE[mode][1] if mode in TRANSFER_STYLE else mode
+
+
+def plot_transferability(jobs: pd.DataFrame, panels, path: Path) -> Path | None:
+    """Each LM's score against its generator's CIDEr: one panel per ``(name, column)`` of
+    ``panels`` (columns), one row per data set; colour shows the transfer mode and the marker
+    the LM corpus. ``jobs`` holds one row per job that transferred an LM."""
+    y = metric_key("CIDEr")
+    panels = [(name, col) for name, col in panels if col in jobs and jobs[col].notna().any()]
+    if not panels or not len(jobs):
+        return None
+    datasets = sorted(jobs["data"].unique())
+    fig = Figure(figsize=(3.2 * len(panels) + 1.8, 2.9 * len(datasets)), layout="constrained")
+    axes = fig.subplots(len(datasets), len(panels), squeeze=False)
+    colors = _transfer_colors(jobs["transfer"].unique())
+    markers = {c: MARKERS[i % len(MARKERS)] for i, c in enumerate(sorted(jobs["corpus"].unique()))}
+    for row, data in enumerate(datasets):
+        group = jobs[jobs["data"] == data]
+        for col, (name, key) in enumerate(panels):
+            ax = axes[row][col]
+            for (corpus, transfer), points in group.groupby(["corpus", "transfer"], sort=True):
+                ax.scatter(points[key], points[y], color=colors[transfer],
+                           marker=markers[corpus], s=28)  # fmt: skip
+            ax.set_xlabel(name if len(datasets) == 1 else f"{name} ({data})")
+            if col == 0:
+                ax.set_ylabel(f"CIDEr (test){'' if len(datasets) == 1 else f', {data}'}")
+            ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=colors[t], lw=2, label=_transfer_label(t)) for t in colors]
+    handles += [
+        Line2D([], [], color="dimgrey", marker=m, linestyle="none", label=f"corpus: {c}")
+        for c, m in markers.items()
+    ]
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small")
+    fig.suptitle("Transferability scores against the generators' CIDEr (one point per job)")
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))

@@ -94,7 +94,7 @@ BOOTSTRAP = 2000  # resamples for every interval of the report
 CONFIDENCE = 0.95
 
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
     """The percentile interval of bootstrap ``values`` (NaN where none is finite)."""
     values = values[np.isfinite(values)]
     if not len(values):
@@ -114,7 +114,7 @@ def bootstrap_rho(x, y, seed: int = 0) -> tuple[float, float]:
         i = rng.integers(0, len(x), len(x))
         if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
             rhos[b] = stats.spearmanr(x[i], y[i])[0]
-    return _interval(rhos)
+    return percentile_interval(rhos)
 
 
 def transfer_effects(
@@ -152,7 +152,7 @@ def transfer_effects(
         lo = hi = float("nan")
         if len(diffs) >= 2:
             means = diffs[rng.integers(0, len(diffs), (BOOTSTRAP, len(diffs)))].mean(1)
-            lo, hi = _interval(means)
+            lo, hi = percentile_interval(means)
         row["effect_lo"], row["effect_hi"] = lo, hi
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)

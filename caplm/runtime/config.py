@@ -26,6 +26,7 @@ from caplm.data.readers import DATA_KEYS, EMPTY_CAPTIONS, FORMAT_KEYS, FORMATS
 from caplm.data.text import NORMALISERS
 from caplm.evaluation.coco import SPICE_MODES
 from caplm.evaluation.evaluate import EVAL_KEYS
+from caplm.evaluation.transfer_scores import TRANSFERABILITY_KEYS
 from caplm.io import stable_hash, to_dict
 from caplm.models.caption_generator import GENERATION_KEYS, CaptionGenerator
 from caplm.models.common import constructor_args
@@ -42,10 +43,19 @@ from caplm.runtime.training import FIT_KEYS
 MAX_DIRNAME = 240
 MAX_VALUE = 40
 #: Config keys that do not change a job's results (left out of its identity and folder name).
-NOT_RESULTS = ("paths", "logger", "trainer", "hydra", "task_name", "skip_completed", "threads")
+NOT_RESULTS = (
+    "paths",
+    "logger",
+    "trainer",
+    "hydra",
+    "task_name",
+    "skip_completed",
+    "threads",
+    "transferability",
+)  # scores of the LM, computed beside the job: see its config
 TOP_KEYS = ("seed", "task_name", "skip_completed", "threads")
 GROUPS = ("paths", "data", "corpus", "lm", "model", "generation", "transfer", "trainer",
-          "logger", "eval", "hydra")  # fmt: skip
+          "logger", "eval", "transferability", "hydra")  # fmt: skip
 PATHS_KEYS = ("root_dir", "data_dir", "cache_dir", "lm_cache_dir", "output_dir", "multirun_dir")
 #: Trainer arguments that caplm sets itself from the lm/model ``fit`` settings.
 TRAINER_SET_BY_CAPLM = ("max_epochs", "gradient_clip_val", "logger", "callbacks",
@@ -139,6 +149,8 @@ def check_config(cfg: DictConfig) -> None:
         _check_transfer(cfg, problems)
     _check_trainer(cfg, problems)
     _check_eval(cfg, problems)
+    if "transferability" in cfg:
+        _check_transferability(cfg, problems)
     if problems:
         raise ConfigError(
             f"{len(problems)} problem(s) in the config:\n" + "\n".join(f"- {p}" for p in problems)
@@ -328,3 +340,15 @@ def _check_eval(cfg, p: Problems) -> None:
         p.value(f"eval.{key}", ev.get(key), isinstance(ev.get(key), bool), "true or false")
     for key in ("lm_samples", "show"):
         p.value(f"eval.{key}", ev.get(key), _int(ev.get(key)), "an integer >= 0")
+
+
+def _check_transferability(cfg, p: Problems) -> None:
+    t = cfg.transferability
+    p.keys("transferability", t, TRANSFERABILITY_KEYS)
+    p.value("transferability.enabled", t.get("enabled"), isinstance(t.get("enabled"), bool),
+            "true or false")  # fmt: skip
+    for key in ("positions", "samples"):
+        value = t.get(key)
+        p.value(f"transferability.{key}", value, _int(value, low=1), "an integer >= 1")
+    for key in ("image_components", "seed"):
+        p.value(f"transferability.{key}", t.get(key), _int(t.get(key)), "an integer >= 0")

@@ -105,6 +105,22 @@ def get_or_train(
         lock.release()
 
 
+def load_entry(path: str | Path) -> CachedLM:
+    """The complete entry in an LM's cache folder (``<lm_cache_dir>/<key>``), read-only."""
+    path = Path(path)
+    if not (path / INFO_FILE).is_file():
+        raise FileNotFoundError(
+            f"{path}: not a complete LM cache entry (no {INFO_FILE}): the LM is missing or was "
+            "never finished; run the job that trains it again"
+        )
+    return _load(path.name, path, trained_here=False)
+
+
+def entries(cache_dir: str | Path) -> list[Path]:
+    """The folders of the complete entries of an LM cache, in key order."""
+    return sorted(p.parent for p in Path(cache_dir).glob(f"*/{INFO_FILE}"))
+
+
 def _cached(key: str, path: Path, move_bad: bool = False) -> CachedLM | None:
     """The complete entry at ``path``, or None. A bad one (truncated, emptied, another key's
     files) is moved aside when ``move_bad`` (under the lock: it is then trained again)."""

@@ -10,7 +10,7 @@ from functools import partial
 
 from omegaconf import DictConfig
 
-from caplm.data.corpora import build_corpus
+from caplm.data.corpora import IN_DOMAIN, build_corpus
 from caplm.data.text import Vocabulary
 from caplm.data.types import CaptionDataset
 from caplm.evaluation.evaluate import evaluate_lm
@@ -48,6 +48,7 @@ def language_model(cfg: DictConfig, dataset: CaptionDataset) -> tuple[CachedLM, 
     results[lm_key("resumed_after")] = info.get("resumed_after", [])  # older entries lack it
     results.update(keyed("lm", {k: corpus.info[k] for k in ("pool_size", "max_val_sentences")}))
     results[lm_key("val_sentences")] = len(corpus.val)
+    results[lm_key("in_domain")] = IN_DOMAIN.get(cfg.corpus.source)
     results[lm_key("stopped_at_cap")] = warn_if_capped(
         f"LM {lm.key}", info["history"], cfg.lm.fit.max_epochs, "lm.fit.max_epochs"
     )

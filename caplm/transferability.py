@@ -1,0 +1,215 @@
+"""Transferability scores of language models, with no caption generator trained::
+
+    python -m caplm.transferability SWEEP_DIR [overrides]   # the LMs a sweep's jobs used
+    python -m caplm.transferability --cache [overrides]     # every LM of the cache, for data=...
+
+``SWEEP_DIR``: every complete job that used an LM (it has ``lm.json`` and Hydra's
+``.hydra/config.yaml``) has that LM scored for its own caption data, once per LM and data. The
+scores are added to the job's ``results.json`` (``transferability/*``, and ``lm/in_domain`` where
+an older job lacks it) and listed one LM per row in ``SWEEP_DIR/transferability.csv``;
+``python -m caplm.report SWEEP_DIR`` then judges them against the generators' CIDEr. Works on
+generator sweeps and on LM-only sweeps (``python -m caplm.lm``) alike.
+
+``--cache``: the LMs under ``paths.lm_cache_dir``, scored for the data the overrides compose
+(``data=scenes_lab``; default ``data=shapes``), listed in
+``<cache_dir>/transferability/<data>-<hash>.csv``.
+
+Overrides also set the scoring (``transferability.positions=...``, ``samples``, ...; see
+``conf/transferability/default.yaml``). An LM that cannot be scored (its vocabulary shares no
+word with the captions) is listed with the reason and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf, open_dict
+from tqdm import tqdm
+
+from caplm import CONF_DIR
+from caplm.data.corpora import IN_DOMAIN
+from caplm.data.features import load_features
+from caplm.data.readers import load_caption_dataset
+from caplm.data.text import Vocabulary
+from caplm.evaluation.transfer_scores import SCORES, scores_or_reason
+from caplm.io import read_json, stable_hash, to_dict, write_json, write_text
+from caplm.results import COMPLETE, RESULTS_FILE, STATUS, column, lm_key, transferability_key
+from caplm.runtime import lm_cache
+from caplm.runtime.config import check_config
+
+log = logging.getLogger("caplm.transferability")
+
+CSV = "transferability.csv"
+USAGE = __doc__.split("\n\n")[0]
+
+
+class UsageError(Exception):
+    """Bad input the user must fix; main() prints it and exits 2."""
+
+
+def compose_config(overrides: list[str]):
+    """``conf/train.yaml`` composed with ``overrides`` (its data, paths, transferability)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    GlobalHydra.instance().clear()
+    check_config(cfg)
+    return cfg
+
+
+class CaptionData:
+    """Caption datasets, their features and vocabularies, loaded once per data config."""
+
+    def __init__(self, cache_dir: str | Path):
+        self.cache_dir, self.loaded = Path(cache_dir), {}
+
+    def get(self, data_cfg):
+        key = stable_hash(to_dict(data_cfg))
+        if key not in self.loaded:
+            dataset = load_caption_dataset(data_cfg, self.cache_dir)
+            features = load_features(data_cfg, dataset, self.cache_dir)
+            vocab = Vocabulary.build(dataset.sentences("train"), data_cfg.min_word_freq)
+            self.loaded[key] = (dataset, features, vocab)
+        return self.loaded[key]
+
+
+def score(lm_path: Path, data_cfg, data: CaptionData, scoring) -> dict:
+    """The transferability results of the LM cached at ``lm_path`` for ``data_cfg``."""
+    lm = lm_cache.load_entry(lm_path)
+    dataset, features, vocab = data.get(data_cfg)
+    return scores_or_reason(
+        lm.model, lm.vocab, dataset, features, vocab, scoring, data_cfg.max_caption_len
+    )
+
+
+def sweep_jobs(sweep_dir: Path) -> tuple[list[tuple[Path, dict, object]], list[str]]:
+    """(job dir, results, job config) of each complete job with an LM, and what was passed."""
+    jobs, passed = [], []
+    for path in sorted(sweep_dir.rglob(RESULTS_FILE)):
+        job = path.parent
+        results = read_json(path)
+        if not isinstance(results, dict) or results.get(STATUS) != COMPLETE:
+            continue
+        if not (job / "lm.json").is_file():
+            continue  # no LM (none, random_frozen) or reused from an identical job
+        config = job / ".hydra" / "config.yaml"
+        if not config.is_file():
+            passed.append(f"{job}: no {config.relative_to(job)} (not run by Hydra): skipped")
+            continue
+        cfg = OmegaConf.load(config)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(job)  # Hydra's ${hydra:...} cannot resolve here
+        jobs.append((job, results, cfg))
+    return jobs, passed
+
+
+def score_sweep(sweep_dir: Path, overrides: list[str]) -> pd.DataFrame:
+    """Score every LM of a sweep's jobs; add the scores to their results; one row per LM."""
+    if not sweep_dir.is_dir():
+        raise UsageError(f"{sweep_dir}: no such directory")
+    jobs, passed = sweep_jobs(sweep_dir)
+    for line in passed:
+        log.warning(line)
+    if not jobs:
+        raise UsageError(
+            f"{sweep_dir}: no complete job that used a language model (a folder with "
+            f"{RESULTS_FILE}, lm.json and .hydra/config.yaml); nothing to score"
+        )
+    scoring = compose_config(overrides).transferability
+    groups: dict[tuple, list] = {}
+    for job, results, cfg in jobs:
+        lm_path = Path(read_json(job / "lm.json")["path"])
+        groups.setdefault((str(lm_path), stable_hash(to_dict(cfg.data))), []).append(
+            (job, results, cfg)
+        )
+    data = CaptionData(jobs[0][2].paths.cache_dir)
+    rows = []
+    for (lm_path, _), members in tqdm(groups.items(), desc="scoring LMs", unit="LM"):
+        cfg = members[0][2]
+        scores = score(Path(lm_path), cfg.data, data, scoring)
+        for job, results, job_cfg in members:
+            results.update(scores)
+            results.setdefault(lm_key("in_domain"), IN_DOMAIN.get(job_cfg.corpus.source))
+            write_json(job / RESULTS_FILE, results)
+        first = members[0][1]
+        rows.append(
+            {
+                "lm": Path(lm_path).name,
+                **{column(k): first.get(k) for k in _CELL_KEYS},
+                "jobs": len(members),
+                **{k.split("/", 1)[1]: v for k, v in scores.items()},
+            }
+        )
+    table = pd.DataFrame(rows)
+    write_text(sweep_dir / CSV, table.to_csv(index=False))
+    return table
+
+
+_CELL_KEYS = ("job/data", "job/corpus", "job/size_exponent", "job/seed")
+
+
+def score_cache(overrides: list[str]) -> tuple[pd.DataFrame, Path]:
+    """Score every LM of the cache for the composed data; one row per LM."""
+    cfg = compose_config(overrides)
+    entries = lm_cache.entries(cfg.paths.lm_cache_dir)
+    if not entries:
+        raise UsageError(f"{cfg.paths.lm_cache_dir}: no complete LM in the cache; nothing to score")
+    data = CaptionData(cfg.paths.cache_dir)
+    rows = []
+    for path in tqdm(entries, desc="scoring LMs", unit="LM"):
+        info = read_json(path / lm_cache.INFO_FILE)
+        scores = score(path, cfg.data, data, cfg.transferability)
+        rows.append(
+            {
+                "lm": path.name,
+                "corpus": info.get("corpus_name"),
+                "corpus_size": info.get("corpus_size"),
+                "seed": info.get("identity", {}).get("seed"),
+                **{k.split("/", 1)[1]: v for k, v in scores.items()},
+            }
+        )
+    table = pd.DataFrame(rows)
+    out = (
+        Path(cfg.paths.cache_dir)
+        / "transferability"
+        / (f"{cfg.data.name}-{stable_hash([to_dict(cfg.data), to_dict(cfg.transferability)])}.csv")
+    )
+    write_text(out, table.to_csv(index=False))
+    return table, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    args = sys.argv[1:] if argv is None else list(argv)
+    cache = "--cache" in args
+    args = [a for a in args if a != "--cache"]
+    places = [a for a in args if "=" not in a]
+    overrides = [a for a in args if "=" in a]
+    try:
+        if cache == bool(places) or len(places) > 1:
+            raise UsageError(f"give one sweep folder or --cache\n{USAGE}")
+        if cache:
+            table, out = score_cache(overrides)
+        else:
+            out = Path(places[0]) / CSV
+            table = score_sweep(Path(places[0]), overrides)
+    except UsageError as err:
+        print(f"caplm.transferability: {err}", file=sys.stderr)
+        return 2
+    shown = [c for c in ("lm", "corpus", "size_exponent", "seed", *SCORES, "logme_random",
+                         "skipped") if c in table]  # fmt: skip
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"scores of {len(table)} LMs: {out}")
+    skipped = transferability_key("skipped").split("/", 1)[1]
+    if skipped in table and table[skipped].notna().any():
+        print(f"{int(table[skipped].notna().sum())} LM(s) could not be scored: see 'skipped'")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
