@@ -6,6 +6,10 @@ through ``step_fn(prev_tokens (N,), state) -> (logprobs (N, V), new_state)``, wh
 a tensor or a tuple of tensors with the rows in dim 1, the layout of an RNN hidden state
 (num_layers, N, H). Anything constant per image (the image's features) can ride along in
 the state as a (1, N, ...) tensor: the search reorders every state tensor the same way.
+
+:func:`beam_search` returns each image's best caption; :func:`beam_search_n_best` the same
+search's ``n`` best distinct captions per image (best first, the first being
+:func:`beam_search`'s caption).
 """
 
 from __future__ import annotations
@@ -59,6 +63,86 @@ def beam_search(
     can fall off the beam), so with width > 1 a greedy decode under the same rules runs as
     well and the better of the two is returned: the result never scores below greedy.
     """
+    search = _settings(init_state, batch_size, beam_width, max_len, min_len, forbid, no_repeat,
+                       eos_id, bos_id, length_penalty, no_repeat_ngram)  # fmt: skip
+    best = _search(step_fn, init_state, batch_size, beam_width, **search)
+    if beam_width > 1:
+        best = _better_of(best, _search(step_fn, init_state, batch_size, 1, **search))
+    captions = [row[:n] for row, n in zip(best.tokens.tolist(), best.length.tolist(), strict=True)]
+    return captions, best.logprob
+
+
+def beam_search_n_best(
+    step_fn: StepFn,
+    init_state: State,
+    batch_size: int,
+    beam_width: int,
+    max_len: int,
+    n_best: int,
+    min_len: int = 0,
+    forbid: Iterable[int] = (),
+    no_repeat: bool = False,
+    eos_id: int = EOS_ID,
+    bos_id: int = BOS_ID,
+    length_penalty: float = 0.0,
+    no_repeat_ngram: int = 0,
+) -> list[list[tuple[list[int], float]]]:
+    """The ``n_best`` best distinct captions of each image, best first, each with its total
+    log-probability (the ``<eos>`` step included): ``[[(word ids, logprob), ...], ...]``.
+
+    The same search and rules as :func:`beam_search`, which returns the first caption of
+    each list. The others are the best of every caption the search finished (the one that
+    greedy decoding finds included), ranked by the same score; the search runs until no live
+    beam can beat the ``n_best``-th of them. An image's list is shorter when the search
+    finished fewer captions. ``n_best`` is at most ``beam_width`` (a beam of k holds at most
+    k candidates, so a wider beam gives a better list).
+    """
+    search = _settings(init_state, batch_size, beam_width, max_len, min_len, forbid, no_repeat,
+                       eos_id, bos_id, length_penalty, no_repeat_ngram)  # fmt: skip
+    if not isinstance(n_best, int) or isinstance(n_best, bool) or not 1 <= n_best <= beam_width:
+        raise ValueError(
+            f"n_best must be an integer from 1 to beam_width ({beam_width}), got {n_best!r}; "
+            "widen the beam for a longer list"
+        )
+    pool = _Pool(batch_size, n_best, max_len, _device(init_state))
+    best = _search(step_fn, init_state, batch_size, beam_width, **search, pool=pool)
+    if beam_width > 1:
+        greedy = _search(step_fn, init_state, batch_size, 1, **search)
+        best = _better_of(best, greedy)
+        pool.add(greedy.tokens[:, None], greedy.length[:, None], greedy.logprob[:, None],
+                 greedy.score[:, None])  # fmt: skip
+    # The first is beam_search's caption (its ties broken as there); the rest by score.
+    lists = []
+    for b in range(batch_size):
+        first = best.tokens[b, : best.length[b]].tolist()
+        found = [(first, float(best.logprob[b]))]
+        seen = {tuple(first)}
+        order = pool.score[b].argsort(descending=True, stable=True).tolist()
+        for j in order:
+            if len(found) == n_best or pool.score[b, j] == -float("inf"):
+                break
+            words = pool.tokens[b, j, : pool.length[b, j]].tolist()
+            if tuple(words) not in seen:
+                seen.add(tuple(words))
+                found.append((words, float(pool.logprob[b, j])))
+        lists.append(found if best.logprob[b] > -float("inf") else [])
+    return lists
+
+
+def _settings(
+    init_state: State,
+    batch_size: int,
+    beam_width: int,
+    max_len: int,
+    min_len: int,
+    forbid: Iterable[int],
+    no_repeat: bool,
+    eos_id: int,
+    bos_id: int,
+    length_penalty: float,
+    no_repeat_ngram: int,
+) -> dict:
+    """The checked arguments of :func:`_search` (raises on a bad one)."""
     if beam_width < 1:
         raise ValueError(f"beam_width must be >= 1, got {beam_width}")
     if not isinstance(no_repeat_ngram, int) or no_repeat_ngram < 0:
@@ -77,14 +161,9 @@ def beam_search(
     banned = sorted({PAD_ID, bos_id, *forbid})
     if eos_id in banned:
         raise ValueError(f"eos_id {eos_id} cannot be forbidden: no caption could end")
-    search = dict(max_len=max_len, min_len=min_len, banned=banned, no_repeat=no_repeat,
-                  eos_id=eos_id, bos_id=bos_id, length_penalty=length_penalty,
-                  no_repeat_ngram=no_repeat_ngram)  # fmt: skip
-    best = _search(step_fn, init_state, batch_size, beam_width, **search)
-    if beam_width > 1:
-        best = _better_of(best, _search(step_fn, init_state, batch_size, 1, **search))
-    captions = [row[:n] for row, n in zip(best.tokens.tolist(), best.length.tolist(), strict=True)]
-    return captions, best.logprob
+    return dict(max_len=max_len, min_len=min_len, banned=banned, no_repeat=no_repeat,
+                eos_id=eos_id, bos_id=bos_id, length_penalty=length_penalty,
+                no_repeat_ngram=no_repeat_ngram)  # fmt: skip
 
 
 class _Best(NamedTuple):
@@ -102,6 +181,41 @@ def _better_of(a: _Best, b: _Best) -> _Best:
     return _Best(
         *(torch.where(take.view(-1, *[1] * (x.dim() - 1)), y, x) for x, y in zip(a, b, strict=True))
     )
+
+
+class _Pool:
+    """Per image: the ``n`` best finished captions of a search so far, and room for one
+    more (greedy decoding's, which may repeat one of them), as ``_Best``'s fields with a
+    second dim (score -inf: an empty slot). A search's captions are distinct: its beams are
+    distinct word sequences, and captions finished at one step have one length."""
+
+    def __init__(self, B: int, n: int, max_len: int, device: torch.device):
+        self.n = n
+        size = n + 1
+        self.tokens = torch.full((B, size, max_len), PAD_ID, dtype=torch.long, device=device)
+        self.length = torch.zeros(B, size, dtype=torch.long, device=device)
+        self.logprob = torch.full((B, size), -float("inf"), device=device)
+        self.score = torch.full((B, size), -float("inf"), device=device)
+
+    def add(self, tokens, length, logprob, score) -> None:
+        """Candidates (B, m, max_len), (B, m), (B, m), (B, m); score -inf: not a caption."""
+        n = self.score.size(1)
+        score = torch.cat([self.score, score], 1)
+        keep = score.topk(n, dim=1).indices
+        self.score = score.gather(1, keep)
+        self.logprob = torch.cat([self.logprob, logprob], 1).gather(1, keep)
+        self.length = torch.cat([self.length, length], 1).gather(1, keep)
+        tokens = torch.cat([self.tokens, tokens], 1)
+        self.tokens = tokens.gather(1, keep[:, :, None].expand(-1, -1, tokens.size(2)))
+
+    @property
+    def floor(self) -> torch.Tensor:
+        """(B,) the score a new caption must beat to be among the ``n`` best."""
+        return self.score[:, self.n - 1]
+
+
+def _device(state: State) -> torch.device:
+    return (state[0] if isinstance(state, tuple) else state).device
 
 
 def _select_rows(state: State, rows: torch.Tensor) -> State:
@@ -125,8 +239,11 @@ def _search(
     bos_id: int,
     length_penalty: float,
     no_repeat_ngram: int = 0,
+    pool: _Pool | None = None,
 ) -> _Best:
-    device = (init_state[0] if isinstance(init_state, tuple) else init_state).device
+    """The best caption per image of a width-``k`` search; with ``pool``, every caption it
+    finishes is also offered to the pool, and it runs until none can still enter it."""
+    device = _device(init_state)
     state = _select_rows(init_state, torch.arange(B, device=device).repeat_interleave(k))
     inf = float("inf")
     prev = torch.full((B * k,), bos_id, dtype=torch.long, device=device)
@@ -175,6 +292,11 @@ def _search(
             score=fin_logprob / (t + 1) ** length_penalty,
         )
         best = _better_of(best, finished)
+        if pool is not None:  # every caption finishing now, not only the best
+            logprob = top.masked_fill(~ended, -inf)
+            pool.add(history.gather(1, parent[:, :, None].expand(-1, -1, max_len)),
+                     torch.full_like(parent, t), logprob,
+                     logprob / (t + 1) ** length_penalty)  # fmt: skip
 
         scores = top.masked_fill(ended, -inf)
         history = history.gather(1, parent[:, :, None].expand(-1, -1, max_len))
@@ -187,7 +309,8 @@ def _search(
         # Without a length penalty a log-prob only falls as a caption grows, so a live beam
         # that does not beat the best finished caption now never will.
         alive_best = scores.max(1).values
-        if (alive_best == -inf).all() or (length_penalty == 0 and (alive_best <= best.score).all()):
+        bar = best.score if pool is None else pool.floor  # the floor is at most best.score
+        if (alive_best == -inf).all() or (length_penalty == 0 and (alive_best <= bar).all()):
             break
     return best
 

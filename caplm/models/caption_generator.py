@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from caplm.data.text import PAD_ID, UNK_ID
-from caplm.models.beam_search import beam_search
+from caplm.models.beam_search import beam_search, beam_search_n_best
 from caplm.models.common import (
     TokenModel,
     check_choice,
@@ -135,10 +135,37 @@ class CaptionGenerator(TokenModel):
         constructor's values; ``<pad>`` and ``<bos>`` are never generated. Runs in eval mode
         without gradients. See :func:`caplm.models.beam_search.beam_search`.
         """
-        unknown = set(rule_overrides) - set(RULES)
+        with evaluating(self):
+            args = self._search_args(features.to(self.device), beam_width, rule_overrides)
+            if args["batch_size"] == 0:
+                return [], torch.zeros(0, device=self.device)
+            return beam_search(**args)
+
+    def generate_n_best(
+        self,
+        features: torch.Tensor,
+        n_best: int,
+        beam_width: int | None = None,
+        **rule_overrides,
+    ) -> list[list[tuple[list[int], float]]]:
+        """The ``n_best`` best distinct captions of each image, best first, with their total
+        log-probabilities: per image ``[(word ids, logprob), ...]``, the first being
+        :meth:`generate`'s caption. ``n_best`` is at most the beam width. The same arguments
+        and rules as :meth:`generate`; see :func:`caplm.models.beam_search.beam_search_n_best`.
+        """
+        with evaluating(self):
+            args = self._search_args(features.to(self.device), beam_width, rule_overrides)
+            if args["batch_size"] == 0:
+                return []
+            return beam_search_n_best(**args, n_best=n_best)
+
+    def _search_args(self, features: torch.Tensor, beam_width: int | None, overrides: dict):
+        """The beam search's arguments for ``features`` (on the device) under the
+        constructor's generation settings with ``overrides`` (checked here)."""
+        unknown = set(overrides) - set(RULES)
         if unknown:
             raise TypeError(f"unknown generation rule(s) {sorted(unknown)}; known: {RULES}")
-        rules = {name: rule_overrides.get(name, self.hparams[name]) for name in RULES}
+        rules = {name: overrides.get(name, self.hparams[name]) for name in RULES}
         width = self.hparams.beam_width if beam_width is None else beam_width
         _check_rules(width, rules["min_len"], rules["max_len"])
         lstm = self.prefix.rnn_type == "lstm"
@@ -149,26 +176,22 @@ class CaptionGenerator(TokenModel):
             logits = self.output(self._merge(out[:, 0], img[0]))
             return logits.log_softmax(-1), (*(rnn_state if lstm else [rnn_state]), img)
 
-        with evaluating(self):
-            features = features.to(self.device)
-            B = features.size(0)
-            if B == 0:
-                return [], torch.zeros(0, device=self.device)
-            rnn_state = self.prefix.initial_state(B)
-            # The image vector rides in the search state (rows in dim 1), so the search
-            # keeps each beam next to its own image.
-            state = (*(rnn_state if lstm else [rnn_state]), self.image(features)[None])
-            return beam_search(
-                step,
-                state,
-                batch_size=B,
-                beam_width=width,
-                max_len=rules["max_len"],
-                min_len=rules["min_len"],
-                forbid=(PAD_ID, UNK_ID) if rules["forbid_unk"] else (PAD_ID,),
-                no_repeat=rules["no_repeat"],
-                no_repeat_ngram=rules["no_repeat_ngram"],
-            )
+        B = features.size(0)
+        rnn_state = self.prefix.initial_state(B)
+        # The image vector rides in the search state (rows in dim 1), so the search
+        # keeps each beam next to its own image.
+        state = (*(rnn_state if lstm else [rnn_state]), self.image(features)[None])
+        return dict(
+            step_fn=step,
+            init_state=state,
+            batch_size=B,
+            beam_width=width,
+            max_len=rules["max_len"],
+            min_len=rules["min_len"],
+            forbid=(PAD_ID, UNK_ID) if rules["forbid_unk"] else (PAD_ID,),
+            no_repeat=rules["no_repeat"],
+            no_repeat_ngram=rules["no_repeat_ngram"],
+        )
 
     def caption_image_logprobs(
         self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor

@@ -1,0 +1,378 @@
+"""Caption new images with a finished job: ``python -m caplm.caption JOB_DIR IMAGE...``.
+
+``JOB_DIR`` is a job's output folder (``paths.output_dir`` of ``python -m caplm.train``): its
+``.hydra/config.yaml`` gives the image encoder (``data.encoder``), ``vocab.json`` the
+generator's vocabulary and ``checkpoints/`` the trained caption generator (the checkpoint the
+job kept, named in ``checkpoints/fit_done.json``; its hyperparameters rebuild the model as the
+job built it). Each ``IMAGE`` is an image file or a folder, whose .png/.jpg/.jpeg/.bmp/.gif/
+.webp files are captioned in name order. Images are read as the datasets read theirs (RGB
+``uint8``) and encoded by the job's encoder with its own preprocessing, so an image of the
+job's dataset gets the caption the job wrote for it in ``test_captions.json``. A
+``small_cnn`` encoder trained as an autoencoder (``train_epochs`` > 0) is trained again on
+the job's training images first (seeded: the same encoder).
+
+Options: ``--beam-width N`` (default: the job's ``generation.beam_width``), ``--n-best K``
+(the K best distinct captions per image, each with its log-probability; the beam is widened
+to K when narrower), ``--json`` (a list of ``{"image", "captions": [{"caption", "logprob"}]}``
+instead of text lines), ``--device cpu|cuda|auto``.
+
+Text output: ``path<TAB>caption`` per image; with ``--n-best K``, K lines per image,
+``path<TAB>logprob<TAB>caption``, best first. A problem (no such job, a job that did not
+finish training, an unreadable image, an encoder that does not match the checkpoint, a job
+trained on precomputed features) is one message on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from caplm.data.encoders import ImageEncoder, build_encoder
+from caplm.data.readers import load_caption_dataset, read_image
+from caplm.data.text import Vocabulary
+from caplm.evaluation.evaluate import generate
+from caplm.io import UNREADABLE, read_json, to_dict
+from caplm.models.caption_generator import CaptionGenerator
+from caplm.runtime.config import register_resolvers
+from caplm.runtime.training import DONE
+
+log = logging.getLogger("caplm.caption")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+CONFIG_FILE = Path(".hydra") / "config.yaml"
+VOCAB_FILE = "vocab.json"
+CHECKPOINTS = "checkpoints"
+#: Images captioned per call of the generator (as the job's own evaluation).
+CAPTION_BATCH = 256
+
+
+class CaptionError(Exception):
+    """A problem with the job folder or the images; its message says what to do."""
+
+
+@dataclass
+class Captioner:
+    """A finished job's encoder, vocabulary and caption generator, ready for new images."""
+
+    job_dir: Path
+    cfg: DictConfig
+    encoder: ImageEncoder
+    vocab: Vocabulary
+    model: CaptionGenerator
+    checkpoint: Path
+
+    def encode(self, paths: Sequence[Path], progress: bool | None = None) -> np.ndarray:
+        """Features (N, feature_size) of the image files, ``encoder.batch_size`` at a time."""
+        size = self.encoder.batch_size
+        rows = [np.zeros((0, self.encoder.feature_size), dtype=np.float32)]
+        hide = len(paths) <= size if progress is None else not progress
+        with tqdm(total=len(paths), desc="encoding images", unit="img", disable=hide) as bar:
+            for i in range(0, len(paths), size):
+                chunk = paths[i : i + size]
+                rows.append(self.encoder.encode([_read(p) for p in chunk]))
+                bar.update(len(chunk))
+        features = np.concatenate(rows)
+        bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
+        if len(bad):
+            raise CaptionError(
+                f"{paths[bad[0]]}: its features hold NaN or inf ({len(bad)} image(s) in all); "
+                "check the image"
+            )
+        return features
+
+    def captions(
+        self,
+        features: np.ndarray,
+        beam_width: int | None = None,
+        n_best: int = 1,
+        progress: bool | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """Per image, its ``n_best`` best captions (best first) with their log-probabilities;
+        ``n_best`` 1 is the job's own evaluation path (``evaluate.generate``)."""
+        x = torch.as_tensor(features, dtype=torch.float32)
+        out: list[list[tuple[str, float]]] = []
+        hide = len(x) <= CAPTION_BATCH if progress is None else not progress
+        with tqdm(total=len(x), desc="captioning", unit="img", disable=hide) as bar:
+            for i in range(0, len(x), CAPTION_BATCH):
+                chunk = x[i : i + CAPTION_BATCH]
+                if n_best == 1:
+                    words, logprobs = generate(self.model, chunk, self.vocab, beam_width=beam_width)
+                    out += [[(" ".join(w), lp)] for w, lp in zip(words, logprobs, strict=True)]
+                else:
+                    for found in self.model.generate_n_best(chunk, n_best, beam_width=beam_width):
+                        out.append([(" ".join(self.vocab.decode(ids)), lp) for ids, lp in found])
+                bar.update(len(chunk))
+        return out
+
+    def caption(
+        self, paths: Sequence[Path], beam_width: int | None = None, n_best: int = 1
+    ) -> list[dict]:
+        """``[{"image": path, "captions": [{"caption", "logprob"}, ...]}, ...]``."""
+        found = self.captions(self.encode(paths), beam_width, n_best)
+        return [
+            {"image": str(p), "captions": [{"caption": c, "logprob": lp} for c, lp in caps]}
+            for p, caps in zip(paths, found, strict=True)
+        ]
+
+
+def load_job(job_dir: str | Path, device: str = "auto") -> Captioner:
+    """The encoder, vocabulary and trained generator of a finished job's folder."""
+    job_dir = Path(job_dir)
+    if not job_dir.is_dir():
+        raise CaptionError(
+            f"{job_dir}: no such folder; give the output folder of a `python -m caplm.train` "
+            "job (its paths.output_dir, with .hydra/config.yaml, vocab.json and checkpoints/)"
+        )
+    config_file = job_dir / CONFIG_FILE
+    if not config_file.is_file():
+        jobs = sorted(p.parent.parent for p in job_dir.glob(f"*/{CONFIG_FILE.as_posix()}"))
+        hint = (
+            f" (this folder holds some: {', '.join(str(p) for p in jobs[:3])}"
+            f"{', ...' if len(jobs) > 3 else ''})"
+            if jobs
+            else ""
+        )
+        raise CaptionError(
+            f"{job_dir}: not a job folder: {config_file} is missing (the job's config, which "
+            "`python -m caplm.train` writes when it starts); give the output folder of such a "
+            f"job{hint}"
+        )
+    register_resolvers()
+    try:
+        cfg = OmegaConf.load(config_file)
+        data = to_dict(cfg.data)
+    except Exception as err:  # any YAML or interpolation error: the file is at fault
+        raise CaptionError(f"{config_file}: cannot read the job's config ({err})") from err
+    if data.get("features_file"):
+        raise CaptionError(
+            f"{job_dir}: the job read precomputed image features (data.features_file="
+            f"{data['features_file']} in {config_file}), so it has no image encoder: captioning "
+            "new images needs the encoder that made those features. Train a job whose images "
+            "are encoded by caplm (data.features_file=null, data/encoder=...) to caption new "
+            "images with it"
+        )
+    if not data.get("encoder"):
+        raise CaptionError(f"{config_file}: data.encoder is missing; it names the job's encoder")
+    device = _device(device)
+    checkpoint = _checkpoint(job_dir, cfg)
+    try:
+        model = CaptionGenerator.load_from_checkpoint(checkpoint, map_location=device)
+    except UNREADABLE as err:
+        raise CaptionError(
+            f"{checkpoint}: not a loadable caption generator checkpoint ({err}); "
+            f"{_rerun(job_dir, cfg)}"
+        ) from err
+    model.eval()
+    vocab_file = job_dir / VOCAB_FILE
+    try:
+        vocab = Vocabulary.load(vocab_file)
+    except (*UNREADABLE, FileNotFoundError) as err:
+        raise CaptionError(f"{vocab_file}: cannot read the job's vocabulary ({err})") from err
+    if len(vocab) != model.hparams.vocab_size:
+        raise CaptionError(
+            f"{vocab_file} has {len(vocab)} tokens but the checkpoint {checkpoint} has "
+            f"vocab_size={model.hparams.vocab_size}; they are not from the same job"
+        )
+    encoder_cfg = {**data["encoder"], "device": str(device)}
+    try:
+        encoder = build_encoder(encoder_cfg)
+    except (ValueError, ImportError, FileNotFoundError) as err:
+        raise CaptionError(f"{config_file}: cannot build the job's encoder ({err})") from err
+    if encoder.feature_size != model.hparams.feature_size:
+        raise CaptionError(
+            f"the job's encoder gives {encoder.feature_size} values per image but the "
+            f"checkpoint {checkpoint} takes feature_size={model.hparams.feature_size}: "
+            f"data.encoder in {config_file} ({json.dumps(data['encoder'])}) is not the encoder "
+            "the model was trained on; restore the settings the job was trained with"
+        )
+    if getattr(encoder, "train_epochs", 0):
+        _train_encoder_again(encoder, cfg, config_file)
+    return Captioner(job_dir, cfg, encoder, vocab, model, checkpoint)
+
+
+def find_images(items: Sequence[str | Path]) -> list[Path]:
+    """The image files named, folders expanded to their images (by name)."""
+    found = []
+    for item in map(Path, items):
+        if item.is_dir():
+            inside = sorted(
+                p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not inside:
+                raise CaptionError(
+                    f"{item}: no images in this folder (looked for {' '.join(IMAGE_SUFFIXES)})"
+                )
+            found += inside
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise CaptionError(f"{item}: no such image file or folder")
+    return found
+
+
+def format_text(results: list[dict], n_best: int = 1) -> str:
+    """One ``path<TAB>caption`` line per image; with ``n_best`` > 1, a line per caption,
+    ``path<TAB>logprob<TAB>caption``."""
+    lines = []
+    for r in results:
+        for c in r["captions"]:
+            if n_best == 1:
+                lines.append(f"{r['image']}\t{c['caption']}")
+            else:
+                lines.append(f"{r['image']}\t{c['logprob']:.4f}\t{c['caption']}")
+    return "".join(line + "\n" for line in lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m caplm.caption",
+        description="Caption images with the trained caption generator of a finished job.",
+    )
+    parser.add_argument("job_dir", metavar="JOB_DIR", help="the job's output folder")
+    parser.add_argument(
+        "images", metavar="IMAGE", nargs="+", help="image files, or folders of images"
+    )
+    parser.add_argument(
+        "--beam-width", type=_positive, default=None, help="beam width (default: the job's)"
+    )
+    parser.add_argument(
+        "--n-best",
+        type=_positive,
+        default=1,
+        help="the K best captions per image, with log-probabilities",
+    )
+    parser.add_argument("--json", action="store_true", help="write JSON instead of text lines")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
+    args = parse_args(argv)
+    try:
+        captioner = load_job(args.job_dir, args.device)
+        paths = find_images(args.images)
+        width = args.beam_width or captioner.model.hparams.beam_width
+        if args.n_best > width:
+            print(
+                f"--n-best {args.n_best}: the beam is widened from {width} to {args.n_best}",
+                file=sys.stderr,
+            )
+            width = args.n_best
+        results = captioner.caption(paths, width, args.n_best)
+    except CaptionError as err:
+        print(f"caplm.caption: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_text(results, args.n_best))
+    return 0
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _checkpoint(job_dir: Path, cfg: DictConfig) -> Path:
+    """The checkpoint the job kept (``fit_done.json`` names it once training is done)."""
+    done = job_dir / CHECKPOINTS / DONE
+    try:
+        name = read_json(done).get("checkpoint") if done.is_file() else None
+    except UNREADABLE:
+        name = None
+    path = job_dir / CHECKPOINTS / name if name else None
+    if path is None or not path.is_file():
+        what = f"{path} is missing" if path is not None else f"no {done}"
+        raise CaptionError(
+            f"{job_dir}: no trained checkpoint ({what}): the job did not finish training; "
+            f"{_rerun(job_dir, cfg)}"
+        )
+    return path
+
+
+def _rerun(job_dir: Path, cfg: DictConfig) -> str:
+    """How to finish the job: the same command and overrides (an interrupted fit resumes)."""
+    overrides_file = job_dir / ".hydra" / "overrides.yaml"
+    try:
+        overrides = [str(o) for o in OmegaConf.load(overrides_file)]
+    except Exception:  # no or unreadable overrides file: name it instead
+        overrides = None
+    if overrides is None:
+        return (
+            "rerun it with `python -m caplm.train` and the same overrides (see "
+            f"{overrides_file}) into the same folder (hydra.run.dir={job_dir}); it resumes "
+            "from its last checkpoint"
+        )
+    words = [*overrides, f"hydra.run.dir={job_dir}"]
+    command = " ".join(["python -m caplm.train", *map(shlex.quote, words)])
+    return (
+        f"rerun it with `{command}` (the same overrides, into the same folder); it resumes "
+        "from its last checkpoint"
+    )
+
+
+def _train_encoder_again(encoder: ImageEncoder, cfg: DictConfig, config_file: Path) -> None:
+    """A ``small_cnn`` trained as an autoencoder keeps no weights: it is trained again, as
+    the job trained it (seeded), on the job's training images."""
+    name = encoder.identity()["name"]
+    try:
+        dataset = load_caption_dataset(cfg.data, Path(cfg.paths.cache_dir))
+    except Exception as err:  # the dataset's files are gone or moved: say so
+        raise CaptionError(
+            f"the job's encoder ({name}, train_epochs={encoder.train_epochs} in {config_file}) "
+            f"was trained on the job's training images and must be trained again on them, but "
+            f"the dataset cannot be loaded ({err})"
+        ) from err
+    if dataset.load_image is None:
+        raise CaptionError(
+            f"the job's encoder ({name}, train_epochs={encoder.train_epochs}) must be trained "
+            f"again on the job's training images, but dataset {dataset.name} has none "
+            "(data.images_dir is not set)"
+        )
+    ids = dataset.image_ids("train")
+    log.warning("training the job's encoder %s again on its %d training images", name, len(ids))
+    encoder.fit([dataset.load_image(i) for i in ids])
+
+
+def _read(path: Path) -> np.ndarray:
+    try:
+        return read_image(path)
+    except (ValueError, OSError) as err:
+        why = err.__cause__ or err  # read_image's message names the file already
+        raise CaptionError(
+            f"{path}: cannot read this image ({why}); give image files "
+            f"({' '.join(IMAGE_SUFFIXES)}), or replace or leave out this one"
+        ) from err
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CaptionError("--device cuda: CUDA is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())
