@@ -435,6 +435,50 @@ def bench_lm_cache(run: Run) -> list[Figure]:
     ]
 
 
+def bench_transferability(run: Run) -> list[Figure]:
+    """The transferability scores of one LM at about the study's sizes: 20,000 caption
+    positions per sample, a 2,500-word caption vocabulary (the LogME targets), GRU outputs of
+    conf/lm/small.yaml plus 64 image PCA components (a few hundred features)."""
+    from caplm.data.text import Vocabulary
+    from caplm.data.types import CaptionDataset, CaptionImage
+    from caplm.evaluation.transfer_scores import transferability_scores
+    from caplm.evaluation.transferability import logme
+    from caplm.models.language_model import LanguageModel
+
+    words, images, positions = run.pick((2500, 2000, 20_000), (300, 200, 2_000))
+    rng = np.random.default_rng(0)
+    zipf = 1 / np.arange(1, words + 1)
+    vocab_words = [f"w{i}" for i in range(words)]
+
+    def caption():
+        n = int(rng.integers(8, 16))
+        return [vocab_words[i] for i in rng.choice(words, n, p=zipf / zipf.sum())]
+
+    train = [CaptionImage(f"i{i}", [caption() for _ in range(5)], []) for i in range(images)]
+    dataset = CaptionDataset("bench", {"train": train, "val": [], "test": []}, key="bench")
+    vocab = Vocabulary.build(dataset.sentences("train"))
+    features = {"train": rng.standard_normal((images, FEATURE_SIZE)).astype(np.float32)}
+    lm_cfg = OmegaConf.load(CONF_DIR / "lm" / "small.yaml")
+    torch.manual_seed(0)
+    lm = LanguageModel(len(vocab), embed_size=lm_cfg.embed_size, rnn_size=lm_cfg.rnn_size)
+    cfg = {**OmegaConf.load(CONF_DIR / "transferability" / "default.yaml"), "positions": positions}
+    per_lm = run.time(
+        lambda: transferability_scores(lm, vocab, dataset, features, vocab, cfg, 30), warmup=0
+    )
+    dims = lm_cfg.rnn_size + cfg["image_components"] + 1
+    x = rng.standard_normal((positions, dims))
+    labels = rng.integers(0, len(vocab), positions)
+    one = run.time(lambda: logme(x, labels))
+    note = (f"{cfg['samples']} samples x (the LM + a random prefix) x 4 scores; {positions} "
+            f"positions, {len(vocab)} words, {dims} features")  # fmt: skip
+    logme_fig = Figure("transferability", "logme_once", one, "s",
+                       note=f"{positions} x {dims} features, {len(vocab)} targets")  # fmt: skip
+    return [
+        with_ratio(Figure("transferability", "scores_per_lm", per_lm, "s", note=note), logme_fig),
+        logme_fig,
+    ]
+
+
 @contextlib.contextmanager
 def _quiet_lightning():
     """Lightning's info lines ("GPU available ...") and its small-data warnings off."""
@@ -461,6 +505,7 @@ BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "ranks": bench_ranks,
     "metrics": bench_metrics,
     "lm_cache": bench_lm_cache,
+    "transferability": bench_transferability,
 }
 
 

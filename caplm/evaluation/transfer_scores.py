@@ -74,10 +74,13 @@ class ImagePCA:
     def __init__(self, train_features: np.ndarray, components: int):
         x = np.asarray(train_features, dtype=np.float64)
         self.mean = x.mean(0)
-        _, sv, vt = np.linalg.svd(x - self.mean, full_matrices=False)
-        k = max(0, min(components, len(sv)))
-        self.basis = vt[:k].T
-        variance = (sv[:k] ** 2).mean() / len(x) if k else 1.0
+        x = x - self.mean
+        # The covariance's eigenvectors (D x D), cheaper than an SVD of the images x features.
+        eigenvalues, vectors = np.linalg.eigh(x.T @ x / len(x))
+        order = np.argsort(eigenvalues)[::-1]
+        k = max(0, min(components, len(x) - 1, x.shape[1]))
+        self.basis = vectors[:, order[:k]]
+        variance = eigenvalues[order[:k]].mean() if k else 1.0
         self.scale = 1.0 / np.sqrt(max(variance, 1e-12))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
