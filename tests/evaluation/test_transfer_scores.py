@@ -23,6 +23,7 @@ from caplm.evaluation.transfer_scores import (
 from caplm.io import read_json
 from caplm.models.language_model import LanguageModel
 from caplm.results import CONFIG_HASH, lm_key, transferability_key
+from caplm.runtime.config import ConfigError, check_config
 from caplm.train import run
 from tests.conftest import TINY
 
@@ -170,3 +171,14 @@ def test_the_command_scores_the_lm_cache_for_a_dataset(make_cfg, tmp_path, capsy
     assert "scores of 1 LMs" in out
     written = list((tmp_path / "data/cache/transferability").glob("shapes-*.csv"))
     assert len(written) == 1 and "logme" in written[0].read_text().splitlines()[0]
+
+
+def test_bad_scoring_settings_fail_before_any_work(make_cfg):
+    cfg = make_cfg(["transferability.positions=0", "transferability.enabled=yes",
+                    "+transferability.sample=3"])  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg)
+    message = str(err.value)
+    assert "transferability.positions: is 0; must be an integer >= 1" in message
+    assert "transferability.enabled: is 'yes'; must be true or false" in message
+    assert "transferability.sample" in message and "did you mean 'samples'" in message
