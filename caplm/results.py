@@ -6,7 +6,7 @@ module spells a key). Parts:
 
 - ``job/``      the grid cell: ``corpus``, ``transfer``, ``size_exponent``, ``seed``, ``data``,
                 ``lm``, ``lm_max_epochs``, ``experiment``, ``overrides``, ``status``,
-                ``config_hash``, ``total_time_s``, ``finished``, ``host``, ``pid`` (and
+                ``config_hash``, ``total_time_s``, ``finished``, ``host``, ``pid``, ``threads`` (and
                 ``reused_from`` when an identical job's results were reused).
 - ``lm/``       the language model: ``vocab_size``, ``params``, ``corpus_size``, ``epochs``,
                 ``train_time_s``, ``cache_key``, ``trained_here``, ``resumed_after``, perplexities (below) on
@@ -19,7 +19,11 @@ module spells a key). Parts:
                 diversity ``div_*``, retrieval ``ret_*`` and, on generated data that knows its
                 scenes, grounding ``<dataset>_object_precision`` etc.
 - ``transfer/`` ``rows`` (embedding rows copied), ``rows_missing``, ``params_transferred``,
-                ``params_frozen``.
+                ``params_frozen``; for ``transfer=wise_ft`` (:func:`wise_ft_key`) ``wise_ft_alpha``
+                (the alpha kept), ``wise_ft_loss_a<alpha>``, ``wise_ft_pplx_a<alpha>`` (and
+                ``wise_ft_BLEU-4_a<alpha>`` with ``transfer.select=bleu``) on validation for
+                every alpha, ``wise_ft_theta0_epochs`` and ``wise_ft_theta0_train_time_s``
+                (the frozen fit's; ``capgen/epochs`` and ``train_time_s`` count both fits).
 - ``transferability/`` scores of the job's LM computed before the generator is trained
                 (:mod:`caplm.evaluation.transfer_scores`): ``logme`` (the main one),
                 ``logme_text``, ``logme_sd``, ``logme_random``, ``hscore``, ``leep``,
@@ -79,6 +83,12 @@ def capgen_key(name: str) -> str:
 
 def transfer_key(name: str) -> str:
     return key("transfer", name)
+
+
+def wise_ft_key(name: str, alpha: float | None = None) -> str:
+    """A ``transfer=wise_ft`` result: ``wise_ft_<name>``, or of one alpha of its grid
+    ``wise_ft_<name>_a<alpha>`` (e.g. ``transfer/wise_ft_loss_a0.3``)."""
+    return transfer_key(f"wise_ft_{name}" + ("" if alpha is None else f"_a{float(alpha):g}"))
 
 
 def transferability_key(name: str) -> str:

@@ -46,6 +46,7 @@ from caplm.results import (
 )
 from caplm.runtime import loggers
 from caplm.runtime.config import NOT_RESULTS, check_config
+from caplm.runtime.devices import job_threads
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,10 @@ def run_job(
     """Check the config, then run ``body(cfg, job)`` unless the job is complete; write its
     results (``body`` returns them and what to do once they are written, or None)."""
     check_config(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    hc = _hydra()
+    threads = job_threads(cfg.get("threads"), hc.launcher if hc else None)
+    if threads:
+        torch.set_num_threads(threads)
     job = Job(cfg)
     outside = outside_design(cfg.corpus) if job_uses_lm(cfg) else None
     if outside is not None and job.sweep_dir is None:  # asked for alone: a mistake
@@ -228,6 +231,7 @@ class Job:
         results[job_key("finished")] = _now()
         results[job_key("host")] = socket.gethostname()
         results[job_key("pid")] = os.getpid()
+        results[job_key("threads")] = torch.get_num_threads()
         results[STATUS] = status
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.dir / RESULTS_FILE, results)

@@ -1,9 +1,12 @@
-"""GPU assignment, simulated on the CPU with lists of fake device ids."""
+"""GPU assignment, simulated on the CPU with lists of fake device ids; CPU threads per job."""
 
 import multiprocessing as mp
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
+from caplm import CONF_DIR
 from caplm.runtime import devices
 
 
@@ -87,3 +90,33 @@ def test_pin_trainer_devices_leaves_cpu_and_ddp_alone(monkeypatch, tmp_path):
 def test_no_visible_gpu_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="no GPU visible"):
         devices.claim_device([], tmp_path)
+
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
+@pytest.mark.parametrize(
+    ("threads", "launcher", "cores", "expected"),
+    [
+        (None, {"_target_": JOBLIB, "n_jobs": 2}, 16, 8),  # hydra/launcher=parallel
+        (None, {"_target_": JOBLIB, "n_jobs": 3}, 2, 1),  # never below one
+        (None, {"_target_": JOBLIB, "n_jobs": -1}, 4, 1),  # joblib's "all cores"
+        (None, {"_target_": JOBLIB, "n_jobs": -2}, 4, 1),  # all but one: 3 jobs on 4 cores
+        (None, {"_target_": JOBLIB, "n_jobs": 1}, 4, None),  # one at a time: torch's default
+        (None, {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 4, None),
+        (None, None, 4, None),  # not under Hydra
+        (3, {"_target_": JOBLIB, "n_jobs": 2}, 16, 3),  # threads= wins
+    ],
+)
+def test_parallel_jobs_share_the_cores_instead_of_oversubscribing_them(
+    threads, launcher, cores, expected
+):
+    assert devices.job_threads(threads, launcher, cores=cores) == expected
+
+
+def test_the_parallel_launcher_config_gives_each_job_its_share():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=parallel"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert devices.job_threads(None, cfg.hydra.launcher, cores=8) == 8 // cfg.hydra.launcher.n_jobs
