@@ -479,6 +479,70 @@ def bench_transferability(run: Run) -> list[Figure]:
     ]
 
 
+def bench_transfer_methods(run: Run) -> list[Figure]:
+    """One training epoch (Lightning's loop, conf/lm/small.yaml sizes) of the generator under
+    each transfer method, against ``init``; for ``wise_ft`` its frozen fit's epoch (it runs
+    one fit per stage) and the scoring of its 11-alpha grid on a validation set."""
+    import lightning as L
+
+    from caplm.data.text import Vocabulary
+    from caplm.models.language_model import LanguageModel
+    from caplm.models.transfer.callback import WeightTransfer
+    from caplm.models.transfer.methods import method_callbacks
+    from caplm.models.transfer.modes import MODE_KEYS, copy_mode
+    from caplm.models.transfer.wise_ft import choose_alpha, validation_loss
+
+    batches, batch_size, max_words = run.pick(40, 3), 64, 19
+    gen = torch.Generator().manual_seed(0)
+    data = []
+    for _ in range(batches):
+        batch = random_captions(batch_size, max_words, GEN_VOCAB, gen)
+        batch["features"] = random_features(batch_size, gen)
+        data.append(batch)
+    sizes = {k: generator_config()[k] for k in ("embed_size", "rnn_size")}
+    lm_state = LanguageModel(GEN_VOCAB, **sizes).state_dict()
+    row_index = Vocabulary([f"w{i}" for i in range(GEN_VOCAB - 4)]).index_in(
+        Vocabulary([f"w{i}" for i in range(GEN_VOCAB - 4)])
+    )
+    accelerator = "gpu" if run.device.type == "cuda" else "cpu"
+
+    def epoch(mode: str):
+        model = make_generator(run, GEN_VOCAB).cpu()
+        t = {"mode": mode, "parts": ["embedding", "rnn"], **MODE_KEYS.get(mode, {})}
+        callbacks = [WeightTransfer(copy_mode(mode), t["parts"], lm_state, row_index),
+                     *method_callbacks(t, lm_state, row_index)]  # fmt: skip
+        trainer = L.Trainer(max_epochs=1, accelerator=accelerator, devices=1, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, callbacks=callbacks)  # fmt: skip
+        trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
+        return model
+
+    figures = {}
+    note = f"{batches} batches of {batch_size}, T={max_words + 1}, V={GEN_VOCAB}"
+    with _quiet_lightning():
+        epoch("init")  # the first fit of a process pays Lightning's lazy set-up
+        for mode in ("init", "frozen", "l2_sp", "aux_lm", "ulmfit"):
+            name = f"epoch_{mode}" + ("_wise_ft_theta0" if mode == "frozen" else "")
+            figures[mode] = Figure("transfer_methods", name, run.time(lambda m=mode: epoch(m)),
+                                   "s/epoch", note=note)  # fmt: skip
+        model = epoch("init")
+        theta_0 = {k: v.clone() for k, v in model.state_dict().items()}
+        theta_1 = {k: v + 0.01 for k, v in theta_0.items()}
+        val = data[: max(1, batches // 4)]
+        grid = MODE_KEYS["wise_ft"]["alphas"]
+
+        def score():
+            choose_alpha(
+                model, theta_0, theta_1, grid, lambda m: {"val/loss": validation_loss(m, val)}
+            )
+
+        alphas = Figure("transfer_methods", "wise_ft_alpha_grid", run.time(score), "s",
+                        note=f"{len(grid)} alphas x {len(val)} validation batches")  # fmt: skip
+    base = figures["init"]
+    return [base, *(with_ratio(f, base) for m, f in figures.items() if m != "init"),
+            with_ratio(alphas, base)]  # fmt: skip
+
+
 @contextlib.contextmanager
 def _quiet_lightning():
     """Lightning's info lines ("GPU available ...") and its small-data warnings off."""
@@ -506,6 +570,7 @@ BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "metrics": bench_metrics,
     "lm_cache": bench_lm_cache,
     "transferability": bench_transferability,
+    "transfer_methods": bench_transfer_methods,
 }
 
 

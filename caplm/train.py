@@ -27,13 +27,15 @@ from caplm.io import write_json
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.common import constructor_args
 from caplm.models.transfer.callback import WeightTransfer
-from caplm.models.transfer.modes import uses_lm
+from caplm.models.transfer.methods import method_callbacks
+from caplm.models.transfer.modes import copy_mode, uses_lm
 from caplm.models.transfer.vocab import generator_vocabulary
 from caplm.results import RESULTS_FILE, keyed, metric_key
 from caplm.runtime import loggers
 from caplm.runtime.jobs import Job, run_job
 from caplm.runtime.lm_stage import language_model
 from caplm.runtime.training import fit, make_trainer, warn_if_capped
+from caplm.runtime.wise_ft import fit_wise_ft
 
 log = logging.getLogger("caplm.train")
 
@@ -92,7 +94,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         **cfg.generation,
     )
     transfer = WeightTransfer(
-        mode,
+        copy_mode(mode),
         cfg.transfer.parts,
         lm_state=lm.model.state_dict() if lm else None,
         row_index=vocab.index_in(lm.vocab) if lm else None,
@@ -101,21 +103,29 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     )
     capgen_logger = loggers.build(cfg.get("logger"), "capgen")
     ckpt_dir = out / "checkpoints"
-    trainer, history = make_trainer(
-        cfg.trainer,
-        ckpt_dir,
-        cfg.model.fit,
-        logger=capgen_logger,
-        callbacks=[transfer, ValidationBLEU(data.features["val"], data.references("val"), vocab)],
-    )
-    record = fit(
-        trainer,
-        model,
-        data,
-        ckpt_dir,
-        history,
-        extra=lambda: {"transfer": transfer.stats.as_results()},
-    )
+    validation = partial(ValidationBLEU, data.features["val"], data.references("val"), vocab)
+    if mode == "wise_ft":  # two fits and a choice of alpha (caplm/runtime/wise_ft.py)
+        record, wise_ft = fit_wise_ft(
+            cfg, model, data, ckpt_dir, capgen_logger, transfer, validation
+        )
+        results.update(wise_ft)
+    else:
+        methods = method_callbacks(cfg.transfer, transfer.lm_state, transfer.row_index)
+        trainer, history = make_trainer(
+            cfg.trainer,
+            ckpt_dir,
+            cfg.model.fit,
+            logger=capgen_logger,
+            callbacks=[transfer, *methods, validation()],
+        )
+        record = fit(
+            trainer,
+            model,
+            data,
+            ckpt_dir,
+            history,
+            extra=lambda: {"transfer": transfer.stats.as_results()},
+        )
 
     results.update(record["transfer"])
     results.update(

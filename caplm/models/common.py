@@ -94,6 +94,11 @@ class TokenModel(L.LightningModule):
         # Weighted by token counts, so the epoch mean is exactly token-weighted.
         self.val_nll = MeanMetric()
         self.test_nll = MeanMetric()
+        # Set by a transfer method (caplm.models.transfer): terms added to the training loss,
+        # each ``term(module, batch) -> (name, value)`` (logged as ``train/<name>``), and an
+        # optimiser of its own, ``factory(module)`` -> what configure_optimizers returns.
+        self.loss_terms: list = []
+        self.optimizer_factory = None
 
     def batch_logits(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError
@@ -107,6 +112,10 @@ class TokenModel(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.batch_loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["targets"].size(0))
+        for term in self.loss_terms:  # train/loss stays the task's loss alone
+            name, value = term(self, batch)
+            self.log(f"train/{name}", value.detach(), batch_size=batch["targets"].size(0))
+            loss = loss + value
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -136,6 +145,8 @@ class TokenModel(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The optimiser named by ``hparams.optimizer`` over the trainable parameters only
         (a frozen, transferred prefix is not handed to it, so nothing can move it)."""
+        if self.optimizer_factory is not None:
+            return self.optimizer_factory(self)
         hp = self.hparams
         check_choice("optimizer", hp.optimizer, OPTIMIZERS)
         params = [p for p in self.parameters() if p.requires_grad]

@@ -156,3 +156,21 @@ def transfer_effects(
         row["effect_lo"], row["effect_hi"] = lo, hi
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
+
+
+def method_ranking(df: pd.DataFrame, metric: str = HEADLINE_METRIC, seed: int = 0) -> pd.DataFrame:
+    """The transfer modes ranked, per data set, by their gain in ``metric`` over no transfer:
+    :func:`transfer_effects` with each mode's cells pooled (per seed, the mean over the mode's
+    cells, e.g. LM corpora and sizes, minus the no-transfer job's), best first.
+
+    Columns: ``data``, ``rank`` (1: the largest gain), ``transfer``, ``n``, ``effect``,
+    ``effect_lo``, ``effect_hi``.
+    """
+    columns = ["data", "rank", "transfer", "n", "effect", "effect_lo", "effect_hi"]
+    pooled = df.drop(columns=[c for c in CELL if c not in ("data", "transfer") and c in df])
+    effects = transfer_effects(pooled, metric, seed)
+    if effects.empty:
+        return pd.DataFrame(columns=columns)
+    effects = effects.sort_values(["data", "effect"], ascending=[True, False], kind="stable")
+    effects["rank"] = effects.groupby("data").cumcount() + 1
+    return effects[columns].reset_index(drop=True)

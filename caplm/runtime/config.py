@@ -32,10 +32,11 @@ from caplm.models.caption_generator import GENERATION_KEYS, CaptionGenerator
 from caplm.models.common import constructor_args
 from caplm.models.language_model import LanguageModel
 from caplm.models.transfer.modes import (
-    TRANSFER_KEYS,
     check_mode,
     check_parts,
     check_vocab_policy,
+    method_problems,
+    mode_keys,
 )
 from caplm.runtime.training import FIT_KEYS
 
@@ -318,13 +319,15 @@ def _check_models(cfg, p: Problems) -> None:
 
 def _check_transfer(cfg, p: Problems) -> None:
     t = cfg.transfer
-    p.keys("transfer", t, TRANSFER_KEYS)
+    p.keys("transfer", t, mode_keys(t.get("mode")))  # each method has its own keys
     for check, key in ((check_mode, "mode"), (check_parts, "parts"),
                        (check_vocab_policy, "vocab_policy")):  # fmt: skip
         try:
             check(t.get(key))
         except (ValueError, TypeError) as err:
             p.add(f"transfer.{key}", str(err))
+    for key, problem in method_problems(to_dict(t)):
+        p.add(f"transfer.{key}", problem)
 
 
 def _check_trainer(cfg, p: Problems) -> None:

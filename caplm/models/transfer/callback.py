@@ -22,6 +22,8 @@ from caplm.results import keyed
 log = logging.getLogger(__name__)
 
 EMBEDDING = "prefix.embedding.weight"
+#: The output layer's parameters (``transfer.parts`` ``output``): rows by token, as the embedding.
+OUTPUT_WEIGHT, OUTPUT_BIAS = "output.weight", "output.bias"
 
 
 @dataclass
@@ -64,8 +66,9 @@ def transfer_prefix(
     if uses_lm(mode):
         if lm_state is None or row_index is None:
             raise ValueError(f"transfer.mode={mode} needs a language model and a vocabulary map")
+        rnn_size = generator.prefix.rnn.hidden_size
         for name in names:
-            _copy(params[name], name, lm_state, row_index, stats, describe)
+            _copy(params[name], name, lm_state, row_index, stats, describe, rnn_size)
     if freezes(mode):
         for name in names:
             params[name].requires_grad_(False)
@@ -74,11 +77,15 @@ def transfer_prefix(
     return stats
 
 
-def _copy(param, name, lm_state, row_index, stats: TransferStats, describe: str) -> None:
+def _copy(
+    param, name, lm_state, row_index, stats: TransferStats, describe: str, rnn_size: int = 0
+) -> None:
     if name not in lm_state:
         raise ValueError(f"the language model has no parameter {name!r} to transfer")
     source = lm_state[name].to(param.device, param.dtype)
-    if name == EMBEDDING:
+    if name in (OUTPUT_WEIGHT, OUTPUT_BIAS):
+        _copy_output(param, name, source, row_index, stats, describe, rnn_size)
+    elif name == EMBEDDING:
         if source.shape[1:] != param.shape[1:] or len(row_index) != len(param):
             raise ValueError(_mismatch(name, tuple(source.shape), tuple(param.shape), describe))
         have = row_index >= 0
@@ -92,6 +99,25 @@ def _copy(param, name, lm_state, row_index, stats: TransferStats, describe: str)
             raise ValueError(_mismatch(name, tuple(source.shape), tuple(param.shape), describe))
         param.copy_(source)
         stats.params_transferred += param.numel()
+
+
+def _copy_output(param, name, source, row_index, stats, describe: str, rnn_size: int) -> None:
+    """The LM's output layer into the generator's: the row of each word both vocabularies
+    have; of the weight, the columns that read the RNN output (the first ``rnn_size``, which
+    are all of them with ``merge=add``); the image's columns keep their initialisation."""
+    weight = name == OUTPUT_WEIGHT
+    fits = len(row_index) == len(param) and (
+        not weight or (source.shape[1] == rnn_size and param.shape[1] >= rnn_size)
+    )
+    if not fits:
+        raise ValueError(_mismatch(name, tuple(source.shape), tuple(param.shape), describe))
+    have = row_index >= 0
+    if weight:
+        param[have, :rnn_size] = source[row_index[have]]
+        stats.params_transferred += int(have.sum()) * rnn_size
+    else:
+        param[have] = source[row_index[have]]
+        stats.params_transferred += int(have.sum())
 
 
 def _mismatch(name, lm_shape, gen_shape, describe: str) -> str:
@@ -128,3 +154,22 @@ class WeightTransfer(Callback):
         self.stats = transfer_prefix(
             pl_module, self.mode, self.parts, self.lm_state, self.row_index, self.describe
         )
+
+
+def copied_masks(
+    generator: torch.nn.Module, parts, row_index: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """For each transferred parameter, a boolean mask of the entries :func:`transfer_prefix`
+    copies from the LM: all of them, but for the embedding and the output layer only the rows
+    of words the LM has (and of the output weight only the columns that read the RNN)."""
+    params = dict(generator.named_parameters())
+    rnn_size = generator.prefix.rnn.hidden_size
+    masks = {}
+    for name in selected_names(generator, parts):
+        mask = torch.ones_like(params[name], dtype=torch.bool)
+        if name in (EMBEDDING, OUTPUT_WEIGHT, OUTPUT_BIAS) and row_index is not None:
+            mask[(row_index < 0).to(mask.device)] = False
+        if name == OUTPUT_WEIGHT:
+            mask[:, rnn_size:] = False
+        masks[name] = mask
+    return masks

@@ -1,0 +1,99 @@
+"""``transfer=ulmfit``: ULMFiT's fine-tuning (Howard & Ruder 2018, "Universal language model
+fine-tuning for text classification"): discriminative learning rates, a slanted triangular
+schedule and gradual unfreezing.
+
+The layer groups, top first (:func:`caplm.models.transfer.modes.ulmfit_groups`): ``head``
+(the image and output layers and every part not transferred), ``rnn`` (the transferred RNN
+parts), ``embedding``. Group ``k`` (0 = head) learns at ``lr / lr_factor**k`` and is frozen
+until epoch ``k`` (0-based): one more group trains each epoch, from the top. Every group is
+in the optimiser from the start (a frozen one has no gradient, so the optimiser skips it:
+it does not move), so the one schedule drives them all, and resuming is plain. Early stopping
+counts only the epochs from the last unfreezing on (its count is reset until then).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BaseFinetuning
+
+from caplm.models.common import OPTIMIZERS
+from caplm.models.transfer.callback import selected_names
+from caplm.models.transfer.modes import ULMFIT_GROUPS, ulmfit_groups
+
+
+def slanted_triangular(step: int, total: int, cut_frac: float = 0.1, ratio: float = 32) -> float:
+    """The learning-rate multiplier at ``step`` of ``total``: rising linearly from 1/ratio to
+    1 over the first ``cut_frac`` of the steps, then falling linearly back to 1/ratio."""
+    cut = max(1, int(total * cut_frac))
+    if step < cut:
+        p = step / cut
+    else:
+        p = max(0.0, 1 - (step - cut) / max(1, total - cut))
+    return (1 + p * (ratio - 1)) / ratio
+
+
+def group_names(module: torch.nn.Module, parts) -> list[list[str]]:
+    """The parameter names of each of ulmfit's groups, top (head) first."""
+    groups = ulmfit_groups(parts)
+    below = {g: selected_names(module, [p for p in ULMFIT_GROUPS[g] if p in parts])
+             for g in groups[1:]}  # fmt: skip
+    taken = {n for names in below.values() for n in names}
+    head = [n for n, _ in module.named_parameters() if n not in taken]
+    return [head, *below.values()]
+
+
+class ULMFiT(BaseFinetuning):
+    """Gradual unfreezing (Lightning's fine-tuning callback), and the discriminative rates
+    and schedule as the generator's optimiser."""
+
+    def __init__(self, parts, lr_factor: float = 2.6, cut_frac: float = 0.1, ratio: float = 32):
+        super().__init__()
+        self.parts, self.lr_factor = tuple(parts), float(lr_factor)
+        self.cut_frac, self.ratio = float(cut_frac), float(ratio)
+        self.groups: list[list[str]] = []
+
+    @property
+    def last_unfreeze(self) -> int:
+        """The (0-based) epoch in which the last group starts training."""
+        return len(self.groups) - 1
+
+    def freeze_before_training(self, pl_module: L.LightningModule) -> None:
+        self.groups = group_names(pl_module, self.parts)
+        if len(self.groups) < 2:
+            raise ValueError(f"transfer=ulmfit: transfer.parts={list(self.parts)} leaves one "
+                             "layer group; nothing to unfreeze gradually")  # fmt: skip
+        params = dict(pl_module.named_parameters())
+        for names in self.groups[1:]:
+            for n in names:
+                params[n].requires_grad_(False)
+        pl_module.optimizer_factory = self.configure_optimizers
+
+    def finetune_function(self, pl_module, epoch: int, optimizer) -> None:
+        params = dict(pl_module.named_parameters())
+        for k, names in enumerate(self.groups):
+            if k <= epoch:  # <=, not ==: a resumed fit unfreezes what was unfrozen before
+                for n in names:
+                    params[n].requires_grad_(True)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        stopping = trainer.early_stopping_callback
+        if stopping is not None and trainer.current_epoch <= self.last_unfreeze:
+            stopping.wait_count = 0
+            stopping.best_score = torch.tensor(torch.inf if stopping.mode == "min" else -torch.inf)
+
+    def configure_optimizers(self, module: L.LightningModule):
+        hp = module.hparams
+        params = dict(module.named_parameters())
+        groups = [
+            {"params": [params[n] for n in names], "lr": hp.lr / self.lr_factor**k}
+            for k, names in enumerate(self.groups)
+            if names
+        ]
+        optimizer = OPTIMIZERS[hp.optimizer](groups, lr=hp.lr, weight_decay=hp.weight_decay)
+        total = max(1, int(module.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: slanted_triangular(step, total, self.cut_frac, self.ratio)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
