@@ -40,8 +40,10 @@ def run(cfg: DictConfig) -> dict:
 def _train_and_evaluate(cfg: DictConfig, job: Job):
     L.seed_everything(cfg.seed, workers=True)
     dataset = load_caption_dataset(cfg.data, Path(cfg.paths.cache_dir))
+    job.lap("data")
     lm, results = language_model(cfg, dataset)
     write_json(job.dir / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
+    job.lap("lm")
     return results, None
 
 

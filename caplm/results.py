@@ -7,7 +7,10 @@ module spells a key). Parts:
 - ``job/``      the grid cell: ``corpus``, ``transfer``, ``size_exponent``, ``seed``, ``data``,
                 ``lm``, ``lm_max_epochs``, ``experiment``, ``overrides``, ``status``,
                 ``config_hash``, ``total_time_s``, ``finished``, ``host``, ``pid``, ``threads`` (and
-                ``reused_from`` when an identical job's results were reused).
+                ``reused_from`` when an identical job's results were reused); where the time
+                went, ``time_<stage>_s`` (:func:`time_key`: ``data``, ``lm``, ``scores``,
+                ``fit``, ``eval``, ``other``) and ``overhead_frac``, the share of the job's
+                time not spent in training steps (the LM's when trained here, the generator's).
 - ``lm/``       the language model: ``vocab_size``, ``params``, ``corpus_size``, ``epochs``,
                 ``train_time_s``, ``cache_key``, ``trained_here``, ``resumed_after``, perplexities (below) on
                 ``val`` (its own validation text) and ``captest`` (the caption test set), and
@@ -71,6 +74,11 @@ def keyed(part: str, values: dict, prefix: str = "") -> dict:
 
 def job_key(name: str) -> str:
     return key("job", name)
+
+
+def time_key(stage: str) -> str:
+    """Seconds a job spent in one of its stages, e.g. ``time_key("eval")``."""
+    return job_key(f"time_{stage}_s")
 
 
 def lm_key(name: str) -> str:

@@ -55,6 +55,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     dataset = load_caption_dataset(cfg.data, cache_dir)
     features = load_features(cfg.data, dataset, cache_dir)
     caption_vocab = Vocabulary.build(dataset.sentences("train"), cfg.data.min_word_freq)
+    job.lap("data")
 
     results: dict = {}
     lm = None
@@ -62,6 +63,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         lm, lm_results = language_model(cfg, dataset)
         results.update(lm_results)
         write_json(out / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
+        job.lap("lm")
 
     if lm and cfg.transferability.enabled:  # before the generator: it must not need one
         results.update(
@@ -75,6 +77,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
                 cfg.data.max_caption_len,
             )
         )
+        job.lap("scores")
     vocab = generator_vocabulary(caption_vocab, lm.vocab if lm else None, cfg.transfer.vocab_policy)
     vocab.save(out / "vocab.json")
     data = CaptionDataModule(
@@ -127,6 +130,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
             extra=lambda: {"transfer": transfer.stats.as_results()},
         )
 
+    job.lap("fit")
     results.update(record["transfer"])
     results.update(
         keyed(
@@ -151,6 +155,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     write_json(out / "test_captions.json", captions)
     for c in captions[: cfg.eval.show]:
         log.info("%s: %s  (ref: %s)", c["image_id"], c["caption"], c["references"][0])
+    job.lap("eval")
     return results, partial(
         loggers.report, capgen_logger, captions=captions, load_image=dataset.load_image
     )

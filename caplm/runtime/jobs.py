@@ -41,8 +41,11 @@ from caplm.results import (
     RESULTS_FILE,
     REUSED_FROM,
     STATUS,
+    capgen_key,
     job_key,
     keyed,
+    lm_key,
+    time_key,
 )
 from caplm.runtime import loggers
 from caplm.runtime.config import NOT_RESULTS, check_config
@@ -143,7 +146,8 @@ class Job:
         self.dir = Path(cfg.paths.output_dir)
         self.identity = job_identity(cfg)
         self.key = stable_hash(self.identity)
-        self.start = time.perf_counter()
+        self.start = self._lap = time.perf_counter()
+        self.times: dict[str, float] = {}  # seconds per stage (see lap)
         hc = _hydra()
         self.overrides = list(hc.overrides.task) if hc else []
         multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
@@ -223,11 +227,36 @@ class Job:
                 return results
         return None
 
+    def lap(self, stage: str) -> None:
+        """The time since the previous lap (or the job's start) was spent in ``stage``."""
+        now = time.perf_counter()
+        self.times[stage] = self.times.get(stage, 0.0) + now - self._lap
+        self._lap = now
+
+    def _timing(self, results: dict, total: float) -> dict:
+        """``job/time_<stage>_s`` per stage, ``other`` for the rest, and the share of the time
+        not spent in training steps (printed too: where a job's time goes)."""
+        if not self.times:
+            return {}
+        times = {**self.times, "other": total - sum(self.times.values())}
+        steps = results.get(capgen_key("train_time_s")) or 0.0
+        if results.get(lm_key("trained_here")):
+            steps += results.get(lm_key("train_time_s")) or 0.0
+        overhead = (total - steps) / total if total > 0 else None
+        log.info("time: %s; total %.1f s, %.0f%% outside training steps",
+                 ", ".join(f"{k} {v:.1f} s" for k, v in times.items()), total,
+                 100 * (overhead or 0))  # fmt: skip
+        timing = {time_key(k): round(v, 3) for k, v in times.items()}
+        timing[job_key("overhead_frac")] = overhead
+        return timing
+
     def finish(self, results: dict, status: str = COMPLETE) -> dict:
+        total = time.perf_counter() - self.start
+        results.update(self._timing(results, total))
         results.update(grid_cell(self.cfg))
         results[OVERRIDES] = self.overrides
         results[CONFIG_HASH] = self.key
-        results[job_key("total_time_s")] = time.perf_counter() - self.start
+        results[job_key("total_time_s")] = total
         results[job_key("finished")] = _now()
         results[job_key("host")] = socket.gethostname()
         results[job_key("pid")] = os.getpid()
