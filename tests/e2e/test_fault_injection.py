@@ -37,7 +37,10 @@ NOT_COMPARED = {
     "lm/trained_here",
     "lm/resumed_after",
     "capgen/resumed_after",
+    "job/overhead_frac",
 }
+#: ... and where the time went: job/time_<stage>_s.
+TIMING = "job/time_"
 #: Where to kill: the file whose appearance means the job is inside that stage.
 KILL_POINTS = {
     "lm_training": "data/cache/lm/*/checkpoints/last.ckpt",
@@ -68,7 +71,7 @@ def run_job(tmp: Path, kill_at: str | None = None):
 def metrics(tmp: Path) -> dict:
     results = json.loads((tmp / "job" / RESULTS_FILE).read_text())
     assert results["job/status"] == COMPLETE
-    return {k: v for k, v in results.items() if k not in NOT_COMPARED}
+    return {k: v for k, v in results.items() if k not in NOT_COMPARED and not k.startswith(TIMING)}
 
 
 def curve_epochs(tmp: Path, part: str) -> list[int]:
@@ -117,7 +120,9 @@ def test_a_multirun_killed_in_its_second_job_ends_as_if_never_interrupted(
     def results(tmp: Path) -> dict:
         return {
             p.parent.name: {
-                k: v for k, v in json.loads(p.read_text()).items() if k not in NOT_COMPARED
+                k: v
+                for k, v in json.loads(p.read_text()).items()
+                if k not in NOT_COMPARED and not k.startswith(TIMING)
             }
             for p in (tmp / "sweep").glob(f"*/{RESULTS_FILE}")
         }

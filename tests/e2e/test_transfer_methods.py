@@ -10,8 +10,9 @@ from caplm.results import COMPLETE, RESULTS_FILE, wise_ft_key
 from caplm.train import run
 
 #: Bookkeeping that differs between any two runs of one job.
-NOT_COMPARED = ("time_s", "job/finished", "job/pid", "job/host", "job/overrides",
-                "job/config_hash", "job/transfer", "lm/trained_here", "resumed_after")  # fmt: skip
+NOT_COMPARED = ("time_s", "job/time_", "overhead_frac", "job/finished", "job/pid", "job/host",
+                "job/overrides", "job/config_hash", "job/transfer", "lm/trained_here",
+                "resumed_after")  # fmt: skip
 
 
 def _same(a: dict, b: dict) -> dict:
