@@ -75,12 +75,15 @@ class ImagePCA:
         x = np.asarray(train_features, dtype=np.float64)
         self.mean = x.mean(0)
         x = x - self.mean
-        # The covariance's eigenvectors (D x D), cheaper than an SVD of the images x features.
-        eigenvalues, vectors = np.linalg.eigh(x.T @ x / len(x))
-        order = np.argsort(eigenvalues)[::-1]
         k = max(0, min(components, len(x) - 1, x.shape[1]))
-        self.basis = vectors[:, order[:k]]
-        variance = eigenvalues[order[:k]].mean() if k else 1.0
+        if len(x) < x.shape[1]:  # fewer images than features (a spatial grid): O(N^2 D)
+            _, sv, vt = np.linalg.svd(x, full_matrices=False)
+            self.basis, eigenvalues = vt[:k].T, sv[:k] ** 2 / len(x)
+        else:  # the covariance's eigenvectors (D x D), cheaper than an SVD of a tall matrix
+            eigenvalues, vectors = np.linalg.eigh(x.T @ x / len(x))
+            order = np.argsort(eigenvalues)[::-1][:k]
+            self.basis, eigenvalues = vectors[:, order], eigenvalues[order]
+        variance = eigenvalues.mean() if k else 1.0
         self.scale = 1.0 / np.sqrt(max(variance, 1e-12))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:

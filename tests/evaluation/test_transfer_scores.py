@@ -182,3 +182,14 @@ def test_bad_scoring_settings_fail_before_any_work(make_cfg):
     assert "transferability.positions: is 0; must be an integer >= 1" in message
     assert "transferability.enabled: is 'yes'; must be true or false" in message
     assert "transferability.sample" in message and "did you mean 'samples'" in message
+
+
+def test_image_pca_with_fewer_images_than_features_finds_the_same_components():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 300)) * np.linspace(4, 0.1, 300)  # a spatial grid's many values
+    wide = ImagePCA(x, 5)(x)
+    eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(x.T, bias=True)))[::-1][:5]
+    np.testing.assert_allclose(wide.var(0), eigenvalues / eigenvalues.mean(), rtol=1e-6)
+    tall = ImagePCA(x[:, :30], 5)(x[:, :30])  # the other path: more images than features
+    top = np.sort(np.linalg.eigvalsh(np.cov(x[:, :30].T, bias=True)))[::-1][:5]
+    np.testing.assert_allclose(tall.var(0), top / top.mean(), rtol=1e-6)
