@@ -198,6 +198,9 @@ def plot_transferability(jobs: pd.DataFrame, panels, path: Path) -> Path | None:
             for (corpus, transfer), points in group.groupby(["corpus", "transfer"], sort=True):
                 ax.scatter(points[key], points[y], color=colors[transfer],
                            marker=markers[corpus], s=28)  # fmt: skip
+            values = group[key].dropna()
+            if len(values) and (values > 0).all() and values.max() / values.min() > 20:
+                ax.set_xscale("log")  # perplexities of out-of-domain LMs span decades
             ax.set_xlabel(name if len(datasets) == 1 else f"{name} ({data})")
             if col == 0:
                 ax.set_ylabel(f"CIDEr (test){'' if len(datasets) == 1 else f', {data}'}")

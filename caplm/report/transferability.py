@@ -208,8 +208,28 @@ def verdicts(judged: pd.DataFrame, df: pd.DataFrame) -> list[str]:
             said = "no: every score predicts transfer worse than perplexity; the best"
         else:
             said = "no score predicts transfer significantly better than perplexity; the best"
-        lines.append(f"{data}: {said}: {numbers}")
+        lines.append(f"{data}: {said}: {numbers}{_by_mode(group)}")
     return lines
+
+
+def _by_mode(judged: pd.DataFrame) -> str:
+    """Per transfer mode (when there are several): the scores whose interval lies above 0."""
+    modes = [m for m in judged["transfer"].unique() if m != ALL_MODES]
+    if len(modes) < 2:
+        return ""
+    parts = []
+    for mode in sorted(modes):
+        rows = judged[(judged["transfer"] == mode) & judged["predictor"].isin(SCORE_NAMES)]
+        better = rows[rows["diff_lo"] > 0]
+        parts.append(
+            f"{mode}: " + (", ".join(
+                f"{r.predictor} {r.tau_minus_pplx:+.2f} [{r.diff_lo:+.2f}, {r.diff_hi:+.2f}]"
+                for r in better.itertuples()
+            ) or "none")
+        )  # fmt: skip
+    return "; per mode, the scores that beat perplexity (tau difference, interval): " + (
+        "; ".join(parts)
+    )
 
 
 def _fmt(v: float) -> str:

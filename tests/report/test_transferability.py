@@ -82,6 +82,10 @@ def test_a_score_that_tracks_cider_beats_perplexity_and_the_verdict_says_so():
     (verdict,) = judge_mod.verdicts(judged, df)
     assert verdict.startswith("scenes_lab: yes: LogME predicts transfer better than perplexity")
     assert "95% paired bootstrap interval" in verdict and "n = 32 jobs" in verdict
+    per_mode = verdict.split(
+        "per mode, the scores that beat perplexity (tau difference, interval): "
+    )
+    assert per_mode[1].startswith("frozen: LogME +") and "; init: LogME +" in per_mode[1]
 
 
 def test_a_score_of_noise_does_not_beat_perplexity():
