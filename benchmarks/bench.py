@@ -469,7 +469,7 @@ def bench_transferability(run: Run) -> list[Figure]:
     x = rng.standard_normal((positions, dims))
     labels = rng.integers(0, len(vocab), positions)
     one = run.time(lambda: logme(x, labels))
-    note = (f"{cfg['samples']} samples x (the LM + a random prefix) x 4 scores; {positions} "
+    note = (f"{cfg['samples']} samples x (the LM: 4 scores + a random prefix: LogME); {positions} "
             f"positions, {len(vocab)} words, {dims} features")  # fmt: skip
     logme_fig = Figure("transferability", "logme_once", one, "s",
                        note=f"{positions} x {dims} features, {len(vocab)} targets")  # fmt: skip

@@ -92,10 +92,15 @@ class ImagePCA:
 
 @torch.no_grad()
 def prefix_positions(
-    lm: LanguageModel, lm_vocab: Vocabulary, caption_vocab: Vocabulary, captions
+    lm: LanguageModel,
+    lm_vocab: Vocabulary,
+    caption_vocab: Vocabulary,
+    captions,
+    with_probs: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """At every position of ``captions``: the prefix output (P, H), the next word's caption
-    vocabulary id (P,) and, in blocks, the LM's softmax over its vocabulary (for LEEP)."""
+    vocabulary id (P,) and, in blocks, the LM's softmax over its vocabulary (for LEEP; none
+    without ``with_probs``)."""
     hidden, labels, probs = [], [], []
     with evaluating(lm):
         for lo in range(0, len(captions), BATCH):
@@ -107,7 +112,8 @@ def prefix_positions(
             h = h[real]
             hidden.append(h.double().cpu().numpy())
             labels.append(targets.to(h.device)[real].cpu().numpy())
-            probs.append(lm.output(h).softmax(-1).double().cpu().numpy())
+            if with_probs:
+                probs.append(lm.output(h).softmax(-1).cpu().numpy())  # float64 in leep()
     return np.concatenate(hidden), np.concatenate(labels), probs
 
 
@@ -125,21 +131,32 @@ def score_features(
     caption_vocab: Vocabulary,
     samples,
     images: np.ndarray,
+    names=SCORES,
 ) -> dict[str, list[float]]:
-    """Each score on each caption sample; ``images`` are the PCA'd training image features."""
-    scores: dict[str, list[float]] = {name: [] for name in SCORES}
-    scores["positions"] = []
+    """The scores ``names`` on each caption sample; ``images`` are the PCA'd training image
+    features."""
+    scores: dict[str, list[float]] = {name: [] for name in (*names, "positions")}
     for rows, captions in samples:
-        hidden, labels, probs = prefix_positions(lm, lm_vocab, caption_vocab, captions)
+        hidden, labels, probs = prefix_positions(
+            lm, lm_vocab, caption_vocab, captions, with_probs="leep" in names
+        )
         lengths = np.array([len(c) + 1 for c in captions])
         image = images[np.repeat(rows, lengths)]
-        one = np.ones((len(labels), 1))
-        scores["logme"].append(logme(np.hstack([hidden, image, one]), labels))
-        scores["logme_text"].append(logme(np.hstack([hidden, one]), labels))
-        scores["hscore"].append(hscore(np.hstack([hidden, image]), labels))
-        scores["leep"].append(leep(probs, labels))  # a list of blocks: read twice
+        for name in names:
+            scores[name].append(_score(name, hidden, image, labels, probs))
         scores["positions"].append(len(labels))
     return scores
+
+
+def _score(name: str, hidden, image, labels, probs) -> float:
+    one = np.ones((len(labels), 1))
+    if name == "logme":
+        return logme(np.hstack([hidden, image, one]), labels)
+    if name == "logme_text":
+        return logme(np.hstack([hidden, one]), labels)
+    if name == "hscore":
+        return hscore(np.hstack([hidden, image]), labels)
+    return leep(probs, labels)  # a list of blocks: read twice
 
 
 def transferability_scores(
@@ -166,7 +183,9 @@ def transferability_scores(
     images = ImagePCA(features["train"], cfg["image_components"])(features["train"])
     scores = score_features(lm, lm_vocab, caption_vocab, samples, images)
     random_lm = random_prefix_lm(lm, len(caption_vocab), cfg["seed"]).to(lm.device)
-    random_scores = score_features(random_lm, caption_vocab, caption_vocab, samples, images)
+    random_scores = score_features(
+        random_lm, caption_vocab, caption_vocab, samples, images, names=("logme",)
+    )
     results = {transferability_key(name): float(np.mean(scores[name])) for name in SCORES}
     spread = float(np.std(scores["logme"], ddof=1)) if len(samples) > 1 else None
     results[transferability_key("logme_sd")] = spread
