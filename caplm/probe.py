@@ -20,34 +20,21 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from caplm import CONF_DIR
 from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
 from caplm.evaluation.probe import THRESHOLD, attribute_labels, format_table, probe, summarise
 from caplm.io import stable_hash, to_dict, write_json
-from caplm.runtime.config import check_config
+from caplm.runtime.config import compose_checked
 
 log = logging.getLogger("caplm.probe")
-
-
-def compose_config(overrides: list[str]):
-    """``conf/train.yaml`` composed with ``overrides`` (only ``data`` and ``paths`` are used)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides))
-    GlobalHydra.instance().clear()
-    check_config(cfg)
-    return cfg
 
 
 def run(overrides: list[str]) -> tuple[dict, Path]:
     """Probe the features the overrides' ``data`` config gives; returns the report and where
     it was written."""
     start = time.perf_counter()
-    cfg = compose_config(overrides)
+    cfg = compose_checked(overrides)
     cache_dir = Path(cfg.paths.cache_dir)
     data_cfg = to_dict(cfg.data)
     dataset = load_caption_dataset(cfg.data, cache_dir)

@@ -26,12 +26,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 from tqdm import tqdm
 
-from caplm import CONF_DIR
 from caplm.data.corpora import IN_DOMAIN
 from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
@@ -40,7 +37,7 @@ from caplm.evaluation.transfer_scores import SCORES, scores_or_reason
 from caplm.io import read_json, stable_hash, to_dict, write_json, write_text
 from caplm.results import COMPLETE, RESULTS_FILE, STATUS, column, lm_key, transferability_key
 from caplm.runtime import lm_cache
-from caplm.runtime.config import check_config
+from caplm.runtime.config import compose_checked
 
 log = logging.getLogger("caplm.transferability")
 
@@ -50,16 +47,6 @@ USAGE = __doc__.split("\n\n")[0]
 
 class UsageError(Exception):
     """Bad input the user must fix; main() prints it and exits 2."""
-
-
-def compose_config(overrides: list[str]):
-    """``conf/train.yaml`` composed with ``overrides`` (its data, paths, transferability)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides))
-    GlobalHydra.instance().clear()
-    check_config(cfg)
-    return cfg
 
 
 class CaptionData:
@@ -120,7 +107,7 @@ def score_sweep(sweep_dir: Path, overrides: list[str]) -> pd.DataFrame:
             f"{sweep_dir}: no complete job that used a language model (a folder with "
             f"{RESULTS_FILE}, lm.json and .hydra/config.yaml); nothing to score"
         )
-    scoring = compose_config(overrides).transferability
+    scoring = compose_checked(overrides).transferability
     groups: dict[tuple, list] = {}
     for job, results, cfg in jobs:
         lm_path = Path(read_json(job / "lm.json")["path"])
@@ -155,7 +142,7 @@ _CELL_KEYS = ("job/data", "job/corpus", "job/size_exponent", "job/seed")
 
 def score_cache(overrides: list[str]) -> tuple[pd.DataFrame, Path]:
     """Score every LM of the cache for the composed data; one row per LM."""
-    cfg = compose_config(overrides)
+    cfg = compose_checked(overrides)
     entries = lm_cache.entries(cfg.paths.lm_cache_dir)
     if not entries:
         raise UsageError(f"{cfg.paths.lm_cache_dir}: no complete LM in the cache; nothing to score")

@@ -16,10 +16,12 @@ import inspect
 
 import lightning as L
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from caplm import PROJECT_ROOT, data_dir
+from caplm import CONF_DIR, PROJECT_ROOT, data_dir
 from caplm.data.corpora import CORPUS_KEYS, SOURCE_KEYS, SOURCES
 from caplm.data.encoders import ENCODER_KEYS, ENCODERS, OWN_KEYS
 from caplm.data.readers import DATA_KEYS, EMPTY_CAPTIONS, FORMAT_KEYS, FORMATS
@@ -132,6 +134,17 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def compose_checked(overrides: list[str]) -> DictConfig:
+    """``conf/train.yaml`` composed with ``overrides`` outside a Hydra run (the tools that read
+    a job's settings without running one: ``caplm.probe``, ``caplm.transferability``), checked."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    GlobalHydra.instance().clear()
+    check_config(cfg)
+    return cfg
 
 
 # -- checking -------------------------------------------------------------------------------
