@@ -134,7 +134,7 @@ def generator_config(**lm_overrides) -> dict:
     from caplm.models.caption_generator import CaptionGenerator
     from caplm.models.common import constructor_args
 
-    lm = OmegaConf.load(CONF_DIR / "lm" / "small.yaml")
+    lm = lm_preset(lm_overrides.pop("preset", "small"))
     lm.update(lm_overrides)
     cfg = OmegaConf.create(
         {
@@ -145,6 +145,13 @@ def generator_config(**lm_overrides) -> dict:
         }
     )
     return {**constructor_args(CaptionGenerator, to_dict(cfg.model)), **to_dict(cfg.generation)}
+
+
+def lm_preset(name: str):
+    """``conf/lm/<name>.yaml`` with its defaults list (a preset built on another) applied."""
+    cfg = OmegaConf.load(CONF_DIR / "lm" / f"{name}.yaml")
+    bases = [d for d in cfg.pop("defaults", []) if d != "_self_"]
+    return OmegaConf.merge(*(lm_preset(b) for b in bases), cfg) if bases else cfg
 
 
 def make_generator(run: Run, vocab_size: int, **lm_overrides):
@@ -283,6 +290,79 @@ def bench_generate(run: Run) -> list[Figure]:
     with_ratio(figures[1], figures[0])
     figures[1].note += "; width 4 also runs a greedy pass"
     return figures
+
+
+def bench_transformer(run: Run) -> list[Figure]:
+    """The Transformer prefix (lm=transformer_*) against the GRU (lm=small, medium) it is sized
+    to (parameters outside the embedding and output layer within 2%): a training step and
+    batched beam search; and the Transformer's key/value-cached decoding against recomputing
+    the whole prefix at every step."""
+    batch_size, max_words = 64, 19
+    steps = run.pick(20, 2)
+    count = run.pick(64, 8)
+    gen = torch.Generator().manual_seed(0)
+    batch = random_captions(batch_size, max_words, GEN_VOCAB, gen)
+    batch["features"] = random_features(batch_size, gen)
+    batch = {k: v.to(run.device) for k, v in batch.items()}
+    features = random_features(count, gen).to(run.device)
+    pairs = run.pick([("small", "transformer_small"), ("medium", "transformer_medium")],
+                     [("small", "transformer_small")])  # fmt: skip
+    figures = []
+    for rnn, transformer in pairs:
+        step, search = {}, {}
+        for preset in (rnn, transformer):
+            model = make_generator(run, GEN_VOCAB, preset=preset).train()
+            optimiser = model.configure_optimizers()
+
+            def train(model=model, optimiser=optimiser):
+                for _ in range(steps):
+                    loss, _ = model.batch_loss(batch)
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+
+            blocks = sum(p.numel() for n, p in model.prefix.named_parameters()
+                         if not n.startswith(("embedding", "embed_proj")))  # fmt: skip
+            note = f"{blocks:,} prefix params outside the embedding"
+            step[preset] = Figure("transformer", f"train_step_{preset}",
+                                  run.time(train) / steps * 1e3, "ms/step",
+                                  note=f"batch {batch_size}, T={max_words + 1}; {note}")  # fmt: skip
+            model.eval()
+            search[preset] = Figure("transformer", f"beam4_{preset}",
+                                    run.time(lambda m=model: m.generate(features, beam_width=4)),
+                                    "s", note=f"{count} images, width 4; {note}")  # fmt: skip
+        figures += [step[rnn], with_ratio(step[transformer], step[rnn]),
+                    search[rnn], with_ratio(search[transformer], search[rnn])]  # fmt: skip
+        if transformer == "transformer_small":
+            figures += _kv_cache(run, model, features)
+    return figures
+
+
+def _kv_cache(run: Run, model, features: torch.Tensor) -> list[Figure]:
+    """Beam search (width 4) with the key/value cache against a step that re-reads the whole
+    prefix (every position's keys and values recomputed each step)."""
+    from caplm.models.beam_search import beam_search
+
+    def uncached_args():
+        args = model._search_args(features, 4, {})
+        img = args["init_state"][-1]
+        start = torch.zeros(1, img.size(1), 0, dtype=torch.long, device=img.device)
+
+        def step(prev, state):
+            history, img = state
+            history = torch.cat([history, prev[None, :, None]], 2)
+            out, _ = model.prefix(history[0])
+            return model.output(model._merge(out[:, -1], img[0])).log_softmax(-1), (history, img)
+
+        return {**args, "step_fn": step, "init_state": (start, img)}
+
+    with torch.no_grad():
+        cached = run.time(lambda: beam_search(**model._search_args(features, 4, {})))
+        uncached = run.time(lambda: beam_search(**uncached_args()))
+    note = f"{features.size(0)} images, width 4, max_len {model.hparams.max_len}"
+    base = Figure("transformer", "beam4_transformer_small_uncached", uncached, "s", note=note)
+    fig = Figure("transformer", "beam4_transformer_small_kv_cache", cached, "s", note=note)
+    return [base, with_ratio(fig, base)]
 
 
 def bench_retrieval(run: Run) -> list[Figure]:
@@ -565,6 +645,7 @@ BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "encoder": bench_encoder,
     "train_step": bench_train_step,
     "generate": bench_generate,
+    "transformer": bench_transformer,
     "retrieval": bench_retrieval,
     "ranks": bench_ranks,
     "metrics": bench_metrics,

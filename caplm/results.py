@@ -11,12 +11,13 @@ module spells a key). Parts:
                 went, ``time_<stage>_s`` (:func:`time_key`: ``data``, ``lm``, ``scores``,
                 ``fit``, ``eval``, ``other``) and ``overhead_frac``, the share of the job's
                 time not spent in training steps (the LM's when trained here, the generator's).
-- ``lm/``       the language model: ``vocab_size``, ``params``, ``corpus_size``, ``epochs``,
+- ``lm/``       the language model: ``arch`` (its family: ``rnn`` or ``transformer``),
+                ``vocab_size``, ``params``, ``corpus_size``, ``epochs``,
                 ``train_time_s``, ``cache_key``, ``trained_here``, ``resumed_after``, perplexities (below) on
                 ``val`` (its own validation text) and ``captest`` (the caption test set), and
                 ``sample_div_*`` (diversity of sentences it samples).
-- ``capgen/``   the caption generator: ``vocab_size``, ``params``, ``epochs``, ``train_time_s``,
-                ``resumed_after`` (epochs after which an interrupted fit resumed),
+- ``capgen/``   the caption generator: ``arch`` (its prefix's family), ``vocab_size``,
+                ``params``, ``epochs``, ``train_time_s``, ``resumed_after`` (epochs after which an interrupted fit resumed),
                 perplexities on ``test``, caption metrics ``test_BLEU-1`` .. ``test_CIDEr``,
                 ``test_SPICE`` (null when skipped, with ``spice_status`` saying why),
                 diversity ``div_*``, retrieval ``ret_*`` and, on generated data that knows its

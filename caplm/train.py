@@ -26,9 +26,10 @@ from caplm.evaluation.transfer_scores import scores_or_reason
 from caplm.io import write_json
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.common import constructor_args
+from caplm.models.prefix import prefix_summary
 from caplm.models.transfer.callback import WeightTransfer
 from caplm.models.transfer.methods import method_callbacks
-from caplm.models.transfer.modes import copy_mode, uses_lm
+from caplm.models.transfer.modes import check_arch_parts, copy_mode, uses_lm
 from caplm.models.transfer.vocab import generator_vocabulary
 from caplm.results import RESULTS_FILE, keyed, metric_key
 from caplm.runtime import loggers
@@ -50,6 +51,8 @@ def run(cfg: DictConfig) -> dict:
 
 def _train_and_evaluate(cfg: DictConfig, job: Job):
     out, mode = job.dir, cfg.transfer.mode
+    if mode != "none":  # a part the generator's prefix lacks fails now, not after the LM
+        check_arch_parts(cfg.transfer.parts, cfg.model.arch, cfg.model.num_layers)
     cache_dir = Path(cfg.paths.cache_dir)
     L.seed_everything(cfg.seed, workers=True)
     dataset = load_caption_dataset(cfg.data, cache_dir)
@@ -101,8 +104,8 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         cfg.transfer.parts,
         lm_state=lm.model.state_dict() if lm else None,
         row_index=vocab.index_in(lm.vocab) if lm else None,
-        describe=f"(lm={cfg.lm.name}: embed {cfg.lm.embed_size}, rnn {cfg.lm.rnn_size}; "
-        f"model: embed {cfg.model.embed_size}, rnn {cfg.model.rnn_size})",
+        describe=f"(lm={cfg.lm.name}: {prefix_summary(cfg.lm)}; model: "
+        f"{prefix_summary(cfg.model)})",
     )
     capgen_logger = loggers.build(cfg.get("logger"), "capgen")
     ckpt_dir = out / "checkpoints"
@@ -137,6 +140,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
             "capgen",
             {
                 "vocab_size": len(vocab),
+                "arch": model.prefix.arch,
                 "params": sum(p.numel() for p in model.parameters()),
                 "epochs": record["epochs"],
                 "resumed_after": record["resumed_after"],

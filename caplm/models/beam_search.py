@@ -4,8 +4,10 @@ The search runs over a whole batch of images at once: B images x k beams are N =
 of one tensor, image-major (row ``b * k + j`` is beam j of image b). The model is seen only
 through ``step_fn(prev_tokens (N,), state) -> (logprobs (N, V), new_state)``, where a state is
 a tensor or a tuple of tensors with the rows in dim 1, the layout of an RNN hidden state
-(num_layers, N, H). Anything constant per image (the image's features) can ride along in
-the state as a (1, N, ...) tensor: the search reorders every state tensor the same way.
+(num_layers, N, H) and of a Transformer's key/value cache (num_layers, N, 2, heads, S, d),
+which grows by one position per step. Anything constant per image (the image's features) can
+ride along in the state as a (1, N, ...) tensor: the search reorders every state tensor the
+same way.
 
 :func:`beam_search` returns each image's best caption; :func:`beam_search_n_best` the same
 search's ``n`` best distinct captions per image (best first, the first being

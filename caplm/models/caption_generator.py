@@ -1,14 +1,15 @@
 """The caption generator: the merge architecture.
 
-The caption prefix goes through the prefix encoder (embedding + RNN), which never sees the
-image; the image feature vector goes through its own dense layer; the two meet only after
+The caption prefix goes through the prefix encoder (embedding + RNN, or a Transformer:
+``arch``), which never sees the image; the image feature vector goes through its own dense layer; the two meet only after
 the RNN, at every time step, and feed the softmax over the vocabulary::
 
     logits_t = output(merge(prefix(tokens)_t, image(features)))
 
 ``merge`` is ``concat`` ([h_t; img], as the study) or ``add`` (h_t + img, which needs
-``post_image_size == rnn_size``). Because the prefix is image-free, it has the same shape as
-a language model's and an LM's prefix can be copied into it.
+``post_image_size == rnn_size``; ``rnn_size`` is the prefix's output size, a Transformer's
+d_model). Because the prefix is image-free, it has the same shape as a language model's and
+an LM's prefix can be copied into it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from caplm.models.common import (
     init_parameters,
     target_logprobs,
 )
-from caplm.models.prefix import PrefixEncoder
+from caplm.models.prefix import make_prefix
 
 MERGES = ("concat", "add")
 IMAGE_ACTIVATIONS = {"relu": nn.ReLU, "none": nn.Identity}
@@ -64,6 +65,12 @@ class CaptionGenerator(TokenModel):
         forbid_unk: bool = True,
         no_repeat: bool = True,
         no_repeat_ngram: int = 0,
+        arch: str = "rnn",
+        n_heads: int | None = None,
+        ff_size: int | None = None,
+        max_positions: int | None = None,
+        positions: str | None = None,
+        block_dropout: float | None = None,
     ):
         super().__init__()
         check_training_args(optimizer, lr, weight_decay, init)
@@ -71,7 +78,7 @@ class CaptionGenerator(TokenModel):
         check_choice("image_activation", image_activation, IMAGE_ACTIVATIONS)
         if merge == "add" and post_image_size != rnn_size:
             raise ValueError(
-                f"merge='add' adds the image vector to the RNN output, so post_image_size "
+                f"merge='add' adds the image vector to the prefix output, so post_image_size "
                 f"({post_image_size}) must equal rnn_size ({rnn_size}); use merge='concat' "
                 f"or make them equal"
             )
@@ -87,15 +94,18 @@ class CaptionGenerator(TokenModel):
                 f"no_repeat_ngram must be an integer >= 0 (0: off), got {no_repeat_ngram!r}"
             )
         self.save_hyperparameters()
-        self.prefix = PrefixEncoder(
-            vocab_size, embed_size, rnn_size, rnn_type, num_layers, embed_dropout, rnn_dropout
-        )
+        self.prefix = make_prefix(
+            vocab_size, arch, embed_size, rnn_size, rnn_type, num_layers, embed_dropout,
+            rnn_dropout, n_heads, ff_size, max_positions, positions, block_dropout,
+        )  # fmt: skip
+        _check_positions(self.prefix, max_len)
         self.image = nn.Sequential(
             nn.Linear(feature_size, post_image_size),
             IMAGE_ACTIVATIONS[image_activation](),
             nn.Dropout(image_dropout),
         )
-        merged_size = rnn_size + post_image_size if merge == "concat" else rnn_size
+        H = self.prefix.output_size
+        merged_size = H + post_image_size if merge == "concat" else H
         self.output = nn.Linear(merged_size, vocab_size)
         init_parameters(self, init)
 
@@ -168,19 +178,19 @@ class CaptionGenerator(TokenModel):
         rules = {name: overrides.get(name, self.hparams[name]) for name in RULES}
         width = self.hparams.beam_width if beam_width is None else beam_width
         _check_rules(width, rules["min_len"], rules["max_len"])
-        lstm = self.prefix.rnn_type == "lstm"
+        _check_positions(self.prefix, rules["max_len"])
 
         def step(prev: torch.Tensor, state: tuple[torch.Tensor, ...]):
-            *rnn_state, img = state
-            out, rnn_state = self.prefix(prev[:, None], tuple(rnn_state) if lstm else rnn_state[0])
+            *prefix_state, img = state
+            out, prefix_state = self.prefix(prev[:, None], _unpack(prefix_state))
             logits = self.output(self._merge(out[:, 0], img[0]))
-            return logits.log_softmax(-1), (*(rnn_state if lstm else [rnn_state]), img)
+            return logits.log_softmax(-1), (*_pack(prefix_state), img)
 
         B = features.size(0)
-        rnn_state = self.prefix.initial_state(B)
-        # The image vector rides in the search state (rows in dim 1), so the search
-        # keeps each beam next to its own image.
-        state = (*(rnn_state if lstm else [rnn_state]), self.image(features)[None])
+        # The prefix's state (an RNN's hidden state, a Transformer's key/value cache) and the
+        # image vector ride in the search state (rows in dim 1), so the search keeps each
+        # beam next to its own state and image.
+        state = (*_pack(self.prefix.initial_state(B)), self.image(features)[None])
         return dict(
             step_fn=step,
             init_state=state,
@@ -210,7 +220,7 @@ class CaptionGenerator(TokenModel):
         with evaluating(self):
             features, inputs = features.to(self.device), inputs.to(self.device)
             targets = targets.to(self.device)
-            H = self.hparams.rnn_size
+            H = self.prefix.output_size
             W, b = self.output.weight, self.output.bias
             W_h, W_i = (W[:, :H], W[:, H:]) if self.hparams.merge == "concat" else (W, W)
             c = F.linear(self.image(features), W_i, b)  # (M, V)
@@ -254,6 +264,27 @@ class CaptionGenerator(TokenModel):
             block = (ea @ ec[sl].T).log().to(c.dtype) + a_max + c_max[sl].T  # (K, m)
             lse[:, sl].index_add_(0, which, block)
         return result - lse
+
+
+def _pack(state) -> tuple:
+    """A prefix state as a tuple of tensors (an LSTM's is one already)."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _unpack(tensors):
+    """The prefix state from :func:`_pack`'s tensors."""
+    return tuple(tensors) if len(tensors) > 1 else tensors[0]
+
+
+def _check_positions(prefix, max_len: int) -> None:
+    """A caption of ``max_len`` words is decoded from ``max_len + 1`` positions (<bos> on)."""
+    limit = prefix.max_positions
+    if limit is not None and max_len + 1 > limit:
+        raise ValueError(
+            f"generation max_len={max_len} needs {max_len + 1} positions (<bos> and the words) "
+            f"but the Transformer prefix has max_positions={limit}; raise lm.max_positions or "
+            "lower generation.max_len"
+        )
 
 
 def _check_rules(beam_width: int, min_len: int, max_len: int) -> None:

@@ -50,13 +50,15 @@ def check_training_args(optimizer: str, lr: float, weight_decay: float, init: st
 
 def init_parameters(module: nn.Module, init: str) -> None:
     """``xavier_normal``: every weight matrix xavier-normal and every bias zero, as the study;
-    ``default``: leave PyTorch's init. Learned initial RNN states stay at zero either way."""
+    ``default``: leave PyTorch's init. Learned initial RNN states stay at zero and LayerNorms
+    (the Transformer's) at the identity (weight 1, bias 0) either way."""
     check_choice("init", init, INITS)
     if init == "default":
         return
+    norms = {id(p) for m in module.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
     with torch.no_grad():
         for name, p in module.named_parameters():
-            if name.rsplit(".", 1)[-1] in ("init_h", "init_c"):
+            if name.rsplit(".", 1)[-1] in ("init_h", "init_c") or id(p) in norms:
                 continue
             if p.dim() >= 2:
                 nn.init.xavier_normal_(p)

@@ -1,6 +1,8 @@
-"""The language model: the prefix encoder (embedding + RNN) and a softmax over the vocabulary.
+"""The language model: the prefix encoder (embedding + RNN, or a Transformer: ``arch``) and a
+softmax over the vocabulary.
 
-It is the caption generator without the image branch; its ``prefix`` is what transfers.
+It is the caption generator without the image branch; its ``prefix`` is what transfers. The
+Transformer's settings (``n_heads`` ...) are :func:`caplm.models.prefix.make_prefix`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from caplm.models.common import (
     init_parameters,
     target_logprobs,
 )
-from caplm.models.prefix import PrefixEncoder
+from caplm.models.prefix import make_prefix
 
 
 class LanguageModel(TokenModel):
@@ -33,14 +35,21 @@ class LanguageModel(TokenModel):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         init: str = "xavier_normal",
+        arch: str = "rnn",
+        n_heads: int | None = None,
+        ff_size: int | None = None,
+        max_positions: int | None = None,
+        positions: str | None = None,
+        block_dropout: float | None = None,
     ):
         super().__init__()
         check_training_args(optimizer, lr, weight_decay, init)
         self.save_hyperparameters()
-        self.prefix = PrefixEncoder(
-            vocab_size, embed_size, rnn_size, rnn_type, num_layers, embed_dropout, rnn_dropout
-        )
-        self.output = nn.Linear(rnn_size, vocab_size)
+        self.prefix = make_prefix(
+            vocab_size, arch, embed_size, rnn_size, rnn_type, num_layers, embed_dropout,
+            rnn_dropout, n_heads, ff_size, max_positions, positions, block_dropout,
+        )  # fmt: skip
+        self.output = nn.Linear(self.prefix.output_size, vocab_size)
         init_parameters(self, init)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -75,6 +84,12 @@ class LanguageModel(TokenModel):
             raise ValueError(f"num and max_len must be >= 0, got {num} and {max_len}")
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature!r}")
+        limit = self.prefix.max_positions
+        if limit is not None and max_len > limit:
+            raise ValueError(
+                f"max_len={max_len} words need {max_len} positions, but the Transformer LM "
+                f"has max_positions={limit}; lower max_len or raise lm.max_positions"
+            )
         if num == 0:
             return []
         steps = []

@@ -5,6 +5,11 @@ hold one as ``.prefix``, with the same parameter names and shapes (only the embe
 number of rows, the vocabulary size, may differ), so the LM's prefix state_dict can be
 copied into the generator once its embedding rows are selected for the generator's
 vocabulary.
+
+``make_prefix`` builds the prefix of an architecture family (``arch``): ``rnn`` (this
+module's ``PrefixEncoder``) or ``transformer`` (:mod:`caplm.models.transformer`). Both have
+``forward(tokens, state) -> (outputs (B, T, output_size), state)``, ``initial_state(B)``,
+``arch``, ``output_size`` and ``max_positions`` (None: unbounded).
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ import torch
 from torch import nn
 
 from caplm.data.text import PAD_ID
+from caplm.models.transformer import TransformerPrefix
 
+ARCHS = ("rnn", "transformer")
+#: The Transformer's own settings (``conf/lm/transformer_*.yaml``); an RNN leaves them None.
+#: Its width d_model is ``rnn_size`` (the prefix's output size, whatever the family).
+TRANSFORMER_KEYS = ("n_heads", "ff_size", "max_positions", "positions", "block_dropout")
+#: What a Transformer's None settings mean (ff_size None: 4 x d_model).
+TRANSFORMER_DEFAULTS = {"max_positions": 64, "positions": "learned", "block_dropout": 0.1}
 RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM}
 
 #: An RNN state: a tensor (GRU) or an ``(h, c)`` pair (LSTM), each (num_layers, B, rnn_size).
@@ -31,6 +43,9 @@ class PrefixEncoder(nn.Module):
     TensorFlow's GRU, which applies it before, ``n = tanh(W_in x + W_hn (r * h) + b)``. The
     two are equally expressive; weights trained in one do not carry over to the other.
     """
+
+    arch = "rnn"
+    max_positions = None  # no limit on the sequence length
 
     def __init__(
         self,
@@ -52,7 +67,7 @@ class PrefixEncoder(nn.Module):
         for name, p in [("embed_dropout", embed_dropout), ("rnn_dropout", rnn_dropout)]:
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {p!r}")
-        self.rnn_type = rnn_type
+        self.rnn_type, self.output_size = rnn_type, rnn_size
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
         self.embed_dropout = nn.Dropout(embed_dropout)
         # With stacked layers, the same dropout also sits between layers.
@@ -86,3 +101,66 @@ class PrefixEncoder(nn.Module):
             state = self.initial_state(tokens.size(0))
         outputs, state = self.rnn(self.embed_dropout(self.embedding(tokens)), state)
         return self.rnn_dropout(outputs), state
+
+
+def make_prefix(
+    vocab_size: int,
+    arch: str = "rnn",
+    embed_size: int = 256,
+    rnn_size: int = 256,
+    rnn_type: str | None = "gru",
+    num_layers: int = 1,
+    embed_dropout: float = 0.0,
+    rnn_dropout: float = 0.0,
+    n_heads: int | None = None,
+    ff_size: int | None = None,
+    max_positions: int | None = None,
+    positions: str | None = None,
+    block_dropout: float | None = None,
+) -> PrefixEncoder | TransformerPrefix:
+    """The prefix of family ``arch``: an RNN (``rnn_type``, ``rnn_dropout``; the Transformer
+    settings must be None) or a Transformer of width ``rnn_size`` (d_model) with
+    ``num_layers`` blocks of ``n_heads`` heads (``rnn_type`` and ``rnn_dropout`` unused)."""
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    given = dict(n_heads=n_heads, ff_size=ff_size, max_positions=max_positions,
+                 positions=positions, block_dropout=block_dropout)  # fmt: skip
+    if arch == "rnn":
+        foreign = [k for k, v in given.items() if v is not None]
+        if foreign:
+            raise ValueError(
+                f"{', '.join(foreign)}: Transformer settings, but arch is rnn; remove them "
+                "or set arch: transformer"
+            )
+        return PrefixEncoder(
+            vocab_size, embed_size, rnn_size, rnn_type, num_layers, embed_dropout, rnn_dropout
+        )
+    if n_heads is None:
+        raise ValueError("arch: transformer needs n_heads (attention heads per block)")
+    settings = {k: TRANSFORMER_DEFAULTS[k] if given[k] is None else given[k]
+                for k in TRANSFORMER_DEFAULTS}  # fmt: skip
+    return TransformerPrefix(
+        vocab_size,
+        embed_size,
+        rnn_size,
+        num_layers,
+        n_heads,
+        4 * rnn_size if ff_size is None else ff_size,
+        settings["max_positions"],
+        settings["positions"],
+        embed_dropout,
+        settings["block_dropout"],
+    )
+
+
+def prefix_summary(cfg) -> str:
+    """A prefix config (``lm`` or ``model``) in words, for error messages."""
+    layers = f"{cfg.get('num_layers')} layer(s)"
+    if cfg.get("arch", "rnn") == "transformer":
+        return (
+            f"transformer, embed {cfg.get('embed_size')}, d_model {cfg.get('rnn_size')}, "
+            f"{layers}, {cfg.get('n_heads')} heads"
+        )
+    return (
+        f"{cfg.get('rnn_type')}, embed {cfg.get('embed_size')}, rnn {cfg.get('rnn_size')}, {layers}"
+    )

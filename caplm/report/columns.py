@@ -16,8 +16,11 @@ from caplm.results import (
     ret_key,
 )
 
+#: The LM family of a job: its generator's prefix architecture (``rnn``, ``transformer``),
+#: which is its LM's when it has one (``lm/arch``).
+FAMILY = capgen_key("arch")
 # A grid cell: jobs that differ only in their seed. Seeds are the runs we average over.
-CELL = ("data", "corpus", "transfer", "size_exponent", "lm_max_epochs")
+CELL = ("data", "corpus", "transfer", "size_exponent", "lm_max_epochs", FAMILY)
 REQUIRED = (STATUS, *(job_key(k) for k in ("corpus", "transfer", "size_exponent", "seed")))
 FIRST_COLUMNS = ("job_dir", "experiment", *CELL, "seed", "status")
 LM_PPLX = pplx_key("lm", "captest")  # the x of the headline: LM perplexity on caption test

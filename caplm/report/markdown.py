@@ -18,6 +18,7 @@ from caplm.report.columns import (
     LM_COLUMNS,
     LM_PPLX,
 )
+from caplm.report.lm_family import family_correlations, family_verdicts
 from caplm.report.plots import plot_report, plot_transferability
 from caplm.report.study import (
     HEADLINE,
@@ -52,6 +53,9 @@ def write_report(sweep: Sweep, out: str | Path) -> list[str]:
     write_text(out / "transfer_effects.csv", effects.to_csv(index=False))
     ranking = method_ranking(sweep.table)
     write_text(out / "method_ranking.csv", ranking.to_csv(index=False))
+    families = family_correlations(sweep.table)
+    if len(families):
+        write_text(out / "family_correlations.csv", families.to_csv(index=False))
     write_text(out / "results.csv", sweep.table.to_csv(index=False))
     write_text(out / "results.md", f"# Results: `{sweep.root}`\n\n" + markdown_table(sweep.table))
     write_text(out / "summary.csv", cells.to_csv(index=False))
@@ -73,7 +77,7 @@ def write_report(sweep: Sweep, out: str | Path) -> list[str]:
         out / "report.md",
         _report_md(sweep, cells, corr, plots, study, effects, (judged, predicted)),
     )
-    return list(corr["verdict"]) + (predicted if len(judged) else [])
+    return [*corr["verdict"], *family_verdicts(families), *(predicted if len(judged) else [])]
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -175,6 +179,7 @@ def _report_md(
         "",
         *([f"- {v}" for v in corr["verdict"]] or ["- no transfer mode has LM perplexities"]),
         "",
+        *_family_md(family_correlations(sweep.table)),
         "## Which LM will transfer best? Transferability scores against perplexity",
         "",
         *_transferability_md(*predicted, sweep.table),
@@ -196,6 +201,45 @@ def _report_md(
         *[f"- note: {n}" for n in sweep.notes],
     ]
     return "\n".join(md) + "\n"
+
+
+def _family_md(families: pd.DataFrame) -> list[str]:
+    """The section on LM families: only for a sweep with more than one."""
+    if not len(families):
+        return []
+    lines = [
+        "## Does the LM family change the answer?",
+        "",
+        f"The rank correlation of `{LM_PPLX}` with `{metric_key(HEADLINE_METRIC)}` per LM "
+        "family (`capgen/arch`, the generator's prefix and its LM's), over the cells every "
+        "family ran (means over seeds), with 95% bootstrap intervals (cells resampled, the "
+        "same for every family), and each family's minus the first's. The family changes the "
+        "answer where a difference's interval leaves out 0. All: "
+        "[family_correlations.csv](family_correlations.csv).",
+        "",
+        *[f"- {v}" for v in family_verdicts(families)],
+        "",
+    ]
+    for data, group in families.groupby("data", sort=True):
+        shown = pd.DataFrame({
+            "transfer": group["transfer"],
+            "family": group["family"],
+            "n": group["n"],
+            "Kendall tau [95% CI]": _intervals(group, "kendall_tau", "kendall"),
+            "Spearman rho [95% CI]": _intervals(group, "spearman_rho", "spearman"),
+            "Δ tau [95% CI]": _intervals(group, "tau_diff", "tau_diff"),
+            "Δ rho [95% CI]": _intervals(group, "rho_diff", "rho_diff"),
+        })  # fmt: skip
+        lines += [f"**{data}**:", "", markdown_table(shown)]
+    return lines
+
+
+def _intervals(group: pd.DataFrame, value: str, bounds: str) -> list[str]:
+    return [
+        "" if pd.isna(m) else f"{m:+.2f}" + ("" if pd.isna(lo) else f" [{lo:+.2f}, {hi:+.2f}]")
+        for m, lo, hi in zip(group[value], group[f"{bounds}_lo"], group[f"{bounds}_hi"],
+                             strict=True)
+    ]  # fmt: skip
 
 
 def _transferability_md(judged: pd.DataFrame, verdicts: list[str], table) -> list[str]:

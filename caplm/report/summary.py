@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from caplm.report.columns import ALPHA, BASELINE, CELL, HEADLINE_METRIC, LM_PPLX
+from caplm.report.columns import ALPHA, BASELINE, CELL, FAMILY, HEADLINE_METRIC, LM_PPLX
 from caplm.report.sweep import unique_complete
 from caplm.results import metric_key
 
@@ -124,7 +124,8 @@ def transfer_effects(
     of the same data, paired by seed, with a 95% bootstrap interval (seeds resampled).
 
     Columns: the cell's keys, ``n`` (seeds in both), ``effect``, ``effect_lo``, ``effect_hi``.
-    A cell is compared on the seeds it shares with the no-transfer jobs of its data set.
+    A cell is compared on the seeds it shares with the no-transfer jobs of its data set (and
+    of its LM family: a Transformer generator against the Transformer without transfer).
     """
     done = unique_complete(df)
     key = metric_key(metric)
@@ -133,17 +134,21 @@ def transfer_effects(
     if key not in done or "data" not in done or not (done["transfer"] == BASELINE).any():
         return pd.DataFrame(columns=columns)
     done = done.dropna(subset=[key])
-    # per data set and seed, the no-transfer result (averaged when a sweep has several, e.g.
-    # one per generator setting)
-    base = done[done["transfer"] == BASELINE].groupby(["data", "seed"])[key].mean()
+    # per data set (and LM family, where every job names one) and seed, the no-transfer
+    # result (averaged when a sweep has several, e.g. one per generator setting)
+    by = ["data", FAMILY] if FAMILY in done and done[FAMILY].notna().all() else ["data"]
+    base = {
+        k if isinstance(k, tuple) else (k,): g.groupby("seed")[key].mean()
+        for k, g in done[done["transfer"] == BASELINE].groupby(by)
+    }
     rng = np.random.default_rng(seed)
     rows = []
     others = done[done["transfer"] != BASELINE]
     for values, group in others.groupby(cell, dropna=False, sort=True):
         row = dict(zip(cell, values, strict=True))
-        if row["data"] not in base.index.get_level_values(0):
+        none = base.get(tuple(row[c] for c in by))
+        if none is None:
             continue
-        none = base.loc[row["data"]]
         ours = group.groupby("seed")[key].mean()
         seeds = sorted(set(ours.index) & set(none.index))
         diffs = np.array([ours[s] - none[s] for s in seeds], dtype=float)

@@ -1,11 +1,13 @@
 """The shared language-model cache: each LM is trained once and reused by every job.
 
 An LM is identified by a hash of what determines it: its config (architecture, optimiser,
-epochs, early stopping), the exact text it trains and validates on (which fixes the corpus,
-its size exponent and the run's shuffle), its vocabulary, and the seed. Jobs of a sweep, or of
-later sweeps, that need the same LM find it under ``<lm_cache_dir>/<key>/``. A file lock makes
-concurrent jobs (other processes, other GPUs, other nodes on a shared file system) wait while
-one of them trains it; an interrupted training resumes from its last checkpoint.
+epochs, early stopping; ``arch`` only when it is not ``rnn``, so RNN LMs keep the keys they
+had before Transformers came), the exact text it trains and validates on (which fixes the
+corpus, its size exponent and the run's shuffle), its vocabulary, and the seed. Jobs of a
+sweep, or of later sweeps, that need the same LM find it under ``<lm_cache_dir>/<key>/``. A
+file lock makes concurrent jobs (other processes, other GPUs, other nodes on a shared file
+system) wait while one of them trains it; an interrupted training resumes from its last
+checkpoint.
 
 Layout of an entry: ``lm.pt`` (hyper-parameters + weights), ``vocab.json``, ``info.json``
 (written last: its presence marks the entry complete), ``checkpoints/`` (Lightning's).
@@ -59,6 +61,8 @@ def lm_identity(lm_cfg, corpus: Corpus, vocab: Vocabulary, seed: int) -> dict:
     """Everything that determines a trained LM (and nothing that does not, like devices)."""
     cfg = to_dict(lm_cfg)
     cfg.pop("name", None)  # a preset's name is a label; its values are what count
+    if cfg.get("arch", "rnn") == "rnn":  # RNN LMs keep the keys they had before `arch` existed
+        cfg.pop("arch", None)
     return {
         "version": CACHE_VERSION,
         "lm": cfg,
@@ -150,6 +154,13 @@ def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
         "resumed_after": [],
     }
     fit_cfg = lm_cfg.fit
+    limit = model.prefix.max_positions
+    if limit is not None and fit_cfg.max_len + 1 > limit:
+        raise ValueError(
+            f"lm.fit.max_len={fit_cfg.max_len} cuts sentences to {fit_cfg.max_len} words, "
+            f"{fit_cfg.max_len + 1} positions with <bos>, but lm.max_positions={limit}; raise "
+            "lm.max_positions or lower lm.fit.max_len"
+        )
     if fit_cfg.max_epochs > 0:
         data = TextDataModule(
             corpus, vocab, batch_size=fit_cfg.batch_size, max_len=fit_cfg.max_len, seed=seed

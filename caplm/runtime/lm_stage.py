@@ -44,6 +44,7 @@ def language_model(cfg: DictConfig, dataset: CaptionDataset) -> tuple[CachedLM, 
         loggers.replay_history(lm_logger, lm.info["history"])
     info = lm.info
     results = {lm_key("cache_key"): lm.key, lm_key("trained_here"): lm.trained_here}
+    results[lm_key("arch")] = lm.model.prefix.arch
     results.update(keyed("lm", {name: info[name] for name in INFO_RESULTS}))
     results[lm_key("resumed_after")] = info.get("resumed_after", [])  # older entries lack it
     results.update(keyed("lm", {k: corpus.info[k] for k in ("pool_size", "max_val_sentences")}))

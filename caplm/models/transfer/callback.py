@@ -1,9 +1,11 @@
 """Copying and freezing the prefix, and the ``WeightTransfer`` callback that does it.
 
-The generator's prefix encoder (embedding + RNN + its learned initial state) has the same
-parameter names and shapes as the language model's, except the embedding's number of rows:
-the two vocabularies differ, so embedding rows are copied by token string. The modes and
-parts are defined in :mod:`caplm.models.transfer.modes`.
+The generator's prefix encoder (embedding + RNN + its learned initial state, or embedding +
+positions + Transformer blocks) has the same parameter names and shapes as the language
+model's, except the embedding's number of rows: the two vocabularies differ, so embedding
+rows are copied by token string. The modes and parts are defined in
+:mod:`caplm.models.transfer.modes`; a part is named by the generator's prefix architecture
+(``arch``), and an LM of another architecture, or of other layers, is refused by name.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from caplm.data.text import SPECIALS
-from caplm.models.transfer.modes import PARTS, check_mode, check_parts, freezes, uses_lm
+from caplm.models.transfer.modes import ARCH_LABELS, check_mode, freezes, part_prefixes, uses_lm
 from caplm.results import keyed
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,15 @@ class TransferStats:
 
 def selected_names(module: torch.nn.Module, parts) -> list[str]:
     """Names of the generator parameters that belong to the transferred parts."""
-    check_parts(parts)
-    prefixes = tuple(p for part in parts for p in PARTS[part])
+    prefix = module.prefix
+    layers = len(prefix.blocks) if hasattr(prefix, "blocks") else None
+    prefixes = tuple(p for part in parts for p in part_prefixes(part, prefix.arch, layers))
     return [n for n, _ in module.named_parameters() if n.startswith(prefixes)]
+
+
+def state_arch(state: dict) -> str:
+    """The prefix architecture a model's state dict is of: ``transformer`` or ``rnn``."""
+    return "transformer" if any(k.startswith("prefix.blocks.") for k in state) else "rnn"
 
 
 @torch.no_grad()
@@ -66,7 +74,8 @@ def transfer_prefix(
     if uses_lm(mode):
         if lm_state is None or row_index is None:
             raise ValueError(f"transfer.mode={mode} needs a language model and a vocabulary map")
-        rnn_size = generator.prefix.rnn.hidden_size
+        _check_architecture(generator, parts, names, lm_state, describe)
+        rnn_size = generator.prefix.output_size
         for name in names:
             _copy(params[name], name, lm_state, row_index, stats, describe, rnn_size)
     if freezes(mode):
@@ -75,6 +84,33 @@ def transfer_prefix(
             stats.params_frozen += params[name].numel()
     log.info("transfer %s of %s: %s", mode, ",".join(parts), stats)
     return stats
+
+
+def _check_architecture(generator, parts, names, lm_state: dict, describe: str) -> None:
+    """The LM's prefix is of the generator's architecture, with the same parameters in the
+    transferred parts (no block or layer left behind on either side)."""
+    lm_arch, gen_arch = state_arch(lm_state), generator.prefix.arch
+    if lm_arch != gen_arch:
+        raise ValueError(
+            f"cannot transfer: the language model's prefix is {ARCH_LABELS[lm_arch]} "
+            f"(arch: {lm_arch}) but the caption generator's is {ARCH_LABELS[gen_arch]} "
+            f"(arch: {gen_arch}). {describe} The generator's prefix must be the LM's "
+            "architecture: keep model.arch and its sizes equal to the lm config's (as "
+            "conf/model/merge.yaml does)."
+        )
+    layers = len(generator.prefix.blocks) if gen_arch == "transformer" else None
+    prefixes = tuple(p for part in parts for p in part_prefixes(part, gen_arch, layers))
+    ours = {n for n in names if n.startswith("prefix.")}
+    theirs = {n for n in lm_state if n.startswith(prefixes) and n.startswith("prefix.")}
+    if ours != theirs:
+        lm_only, gen_only = sorted(theirs - ours), sorted(ours - theirs)
+        said = [f"only the language model has {', '.join(lm_only[:3])}" if lm_only else "",
+                f"only the caption generator has {', '.join(gen_only[:3])}" if gen_only else ""]  # fmt: skip
+        raise ValueError(
+            f"cannot transfer {', '.join(parts)}: the two prefixes differ in their layers "
+            f"({'; '.join(s for s in said if s)}). {describe} The generator's prefix must "
+            "have the LM's layers: keep model.num_layers and rnn_type equal to the lm config's."
+        )
 
 
 def _copy(
@@ -124,7 +160,8 @@ def _mismatch(name, lm_shape, gen_shape, describe: str) -> str:
     return (
         f"cannot transfer {name}: the language model's is {lm_shape} but the caption "
         f"generator's is {gen_shape}. {describe} The generator's prefix must have the LM's "
-        "sizes: keep model.embed_size/rnn_size/rnn_type/num_layers equal to the lm config's."
+        "sizes: keep model.arch/embed_size/rnn_size/rnn_type/num_layers (and a Transformer's "
+        "n_heads/ff_size/max_positions) equal to the lm config's."
     )
 
 
@@ -163,7 +200,7 @@ def copied_masks(
     copies from the LM: all of them, but for the embedding and the output layer only the rows
     of words the LM has (and of the output weight only the columns that read the RNN)."""
     params = dict(generator.named_parameters())
-    rnn_size = generator.prefix.rnn.hidden_size
+    rnn_size = generator.prefix.output_size
     masks = {}
     for name in selected_names(generator, parts):
         mask = torch.ones_like(params[name], dtype=torch.bool)

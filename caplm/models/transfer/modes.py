@@ -26,6 +26,8 @@ Pure Python (no torch), so the report can name modes without importing the model
 
 from __future__ import annotations
 
+import re
+
 #: The study's modes.
 STUDY_MODES = ("none", "init", "frozen", "random_frozen")
 #: Transfer methods beyond the study; they all copy the parts like ``init``.
@@ -51,6 +53,22 @@ PARTS = {
     "init_state": ("prefix.init_",),
     "output": ("output.",),
 }
+#: The parts of a Transformer prefix (``arch: transformer``, caplm/models/transformer.py).
+#: ``embedding`` includes its projection (when embed_size != d_model); ``blocks`` is every
+#: block and the final LayerNorm, ``blocks:I-J`` (or ``blocks:I``) blocks I to J alone; ``rnn``
+#: is the whole sequence model, as for an RNN: positions, blocks and final LayerNorm (so the
+#: default ``[embedding, rnn]`` moves the whole prefix of either family).
+TRANSFORMER_PARTS = {
+    "embedding": ("prefix.embedding.", "prefix.embed_proj."),
+    "rnn": ("prefix.positions.", "prefix.blocks.", "prefix.norm."),
+    "positions": ("prefix.positions.",),
+    "blocks": ("prefix.blocks.", "prefix.norm."),
+    "final_norm": ("prefix.norm.",),
+    "output": ("output.",),
+}
+BLOCK_RANGE = re.compile(r"blocks:(\d+)(?:-(\d+))?")
+ARCH_PARTS = {"rnn": PARTS, "transformer": TRANSFORMER_PARTS}
+ARCH_LABELS = {"rnn": "an RNN", "transformer": "a Transformer"}
 #: Parts no mode may freeze: the output layer also reads the image (its image columns would
 #: stay random for ever).
 UNFREEZABLE = ("output",)
@@ -105,10 +123,58 @@ def copy_mode(mode: str) -> str:
     return "frozen" if mode == "wise_ft" else mode
 
 
+def block_range(part: str) -> tuple[int, int] | None:
+    """``blocks:I-J`` -> (I, J), ``blocks:I`` -> (I, I); None for any other part."""
+    m = BLOCK_RANGE.fullmatch(part) if isinstance(part, str) else None
+    return None if m is None else (int(m[1]), int(m[2] or m[1]))
+
+
+def part_name(part: str) -> str:
+    """The part a name selects: ``blocks`` for ``blocks:0-1``, else the part itself."""
+    return "blocks" if block_range(part) is not None else part
+
+
 def check_parts(parts) -> None:
-    unknown = set(parts) - set(PARTS)
+    """Every part is one of some architecture's (the prefix's own are checked on transfer)."""
+    known = dict.fromkeys([*PARTS, *TRANSFORMER_PARTS])
+    unknown = [p for p in parts if p not in known and block_range(p) is None]
     if unknown:
-        raise ValueError(f"transfer.parts has {sorted(unknown)}; known parts: {', '.join(PARTS)}")
+        raise ValueError(f"transfer.parts has {sorted(map(str, unknown))}; known parts: "
+                         f"{', '.join(known)}, blocks:I-J (a Transformer's blocks I to J)")  # fmt: skip
+    for p in parts:
+        lo, hi = block_range(p) or (0, 0)
+        if lo > hi:
+            raise ValueError(f"transfer.parts: {p} is an empty range; write blocks:{hi}-{lo}")
+
+
+def part_prefixes(part: str, arch: str = "rnn", num_layers: int | None = None) -> tuple[str, ...]:
+    """The generator parameter-name prefixes ``part`` selects in a prefix of family ``arch``
+    with ``num_layers`` layers (blocks)."""
+    check_parts([part])
+    if arch not in ARCH_PARTS:
+        raise ValueError(f"unknown prefix architecture {arch!r}; known: {', '.join(ARCH_PARTS)}")
+    blocks = block_range(part)
+    if arch == "transformer" and blocks is not None:
+        lo, hi = blocks
+        if num_layers is not None and hi >= num_layers:
+            raise ValueError(f"transfer.parts: {part} names block {hi}, but the Transformer "
+                             f"has {num_layers} block(s), 0 to {num_layers - 1}")  # fmt: skip
+        return tuple(f"prefix.blocks.{i}." for i in range(lo, hi + 1))
+    table, other = ARCH_PARTS[arch], "transformer" if arch == "rnn" else "rnn"
+    if part_name(part) not in table:
+        raise ValueError(
+            f"transfer.parts: {part!r} is a part of {ARCH_LABELS[other]} prefix, not of "
+            f"{ARCH_LABELS[arch]} one (arch: {arch}), whose parts are {', '.join(table)}"
+            f"{', blocks:I-J' if arch == 'transformer' else ''}"
+        )
+    return table[part]
+
+
+def check_arch_parts(parts, arch: str, num_layers: int | None = None) -> None:
+    """Every part is one of a prefix of family ``arch`` with ``num_layers`` layers (a job checks
+    this before it trains an LM; the transfer itself checks the prefix it is given)."""
+    for part in parts:
+        part_prefixes(part, arch, num_layers if arch == "transformer" else None)
 
 
 def mode_keys(mode: str) -> tuple[str, ...]:
@@ -126,8 +192,12 @@ def method_problems(t) -> list[tuple[str, str]]:
     """``(key, problem)`` for each bad setting of a ``transfer`` config ``t`` (a mapping):
     the combination of mode and parts, and each method's own keys."""
     mode, parts = t.get("mode"), list(t.get("parts") or ())
-    if mode not in MODES or set(parts) - set(PARTS):
-        return []  # reported by check_mode / check_parts
+    try:
+        check_parts(parts)
+    except ValueError:
+        return []  # reported by check_parts
+    if mode not in MODES:
+        return []  # reported by check_mode
     out = []
     frozen_out = [p for p in parts if p in UNFREEZABLE]
     if frozen_out and mode in (*FREEZING, "wise_ft"):
@@ -176,17 +246,20 @@ def method_problems(t) -> list[tuple[str, str]]:
 
 #: ulmfit's layer groups, top (trained from the first epoch) to bottom, and the parts in each
 #: below the head; the head is everything else (the image layer, the output layer, and the
-#: parts not transferred).
+#: parts not transferred). ``rnn`` is the sequence model, an RNN's or a Transformer's blocks
+#: (``blocks:I-J`` included); a Transformer's positions go with its embedding unless ``rnn``
+#: names them.
 ULMFIT_GROUPS = {
-    "rnn": ("rnn", "rnn_input", "rnn_recurrent", "rnn_bias", "init_state"),
-    "embedding": ("embedding",),
+    "rnn": ("rnn", "rnn_input", "rnn_recurrent", "rnn_bias", "init_state", "blocks", "final_norm"),
+    "embedding": ("embedding", "positions"),
 }
 
 
 def ulmfit_groups(parts) -> list[str]:
     """ulmfit's layer groups for ``transfer.parts``, top first: ``head``, then ``rnn`` and
     ``embedding`` where some of their parts are transferred."""
-    return ["head", *(g for g, members in ULMFIT_GROUPS.items() if set(members) & set(parts))]
+    names = {part_name(p) for p in parts}
+    return ["head", *(g for g, members in ULMFIT_GROUPS.items() if set(members) & names)]
 
 
 def check_vocab_policy(policy: str) -> None:

@@ -4,8 +4,9 @@ schedule and gradual unfreezing.
 
 The layer groups, top first (:func:`caplm.models.transfer.modes.ulmfit_groups`): ``head``
 (the image and output layers and every part not transferred), ``rnn`` (the transferred RNN
-parts), ``embedding``. Group ``k`` (0 = head) learns at ``lr / lr_factor**k`` and is frozen
-until epoch ``k`` (0-based): one more group trains each epoch, from the top. Every group is
+parts, or Transformer blocks), ``embedding``. Group ``k`` (0 = head) learns at
+``lr / lr_factor**k`` and is frozen until epoch ``k`` (0-based): one more group trains each
+epoch, from the top. Every group is
 in the optimiser from the start (a frozen one has no gradient, so the optimiser skips it:
 it does not move), so the one schedule drives them all, and resuming is plain. Early stopping
 counts only the epochs from the last unfreezing on (its count is reset until then).
@@ -19,7 +20,7 @@ from lightning.pytorch.callbacks import BaseFinetuning
 
 from caplm.models.common import OPTIMIZERS
 from caplm.models.transfer.callback import selected_names
-from caplm.models.transfer.modes import ULMFIT_GROUPS, ulmfit_groups
+from caplm.models.transfer.modes import ULMFIT_GROUPS, part_name, ulmfit_groups
 
 
 def slanted_triangular(step: int, total: int, cut_frac: float = 0.1, ratio: float = 32) -> float:
@@ -36,9 +37,11 @@ def slanted_triangular(step: int, total: int, cut_frac: float = 0.1, ratio: floa
 def group_names(module: torch.nn.Module, parts) -> list[list[str]]:
     """The parameter names of each of ulmfit's groups, top (head) first."""
     groups = ulmfit_groups(parts)
-    below = {g: selected_names(module, [p for p in ULMFIT_GROUPS[g] if p in parts])
-             for g in groups[1:]}  # fmt: skip
-    taken = {n for names in below.values() for n in names}
+    below, taken = {}, set()
+    for g in groups[1:]:  # a parameter two groups' parts name goes to the upper one
+        names = selected_names(module, [p for p in parts if part_name(p) in ULMFIT_GROUPS[g]])
+        below[g] = [n for n in names if n not in taken]
+        taken.update(names)
     head = [n for n, _ in module.named_parameters() if n not in taken]
     return [head, *below.values()]
 
