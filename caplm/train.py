@@ -26,7 +26,7 @@ from caplm.evaluation.transfer_scores import scores_or_reason
 from caplm.io import write_json
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.common import constructor_args
-from caplm.models.prefix import prefix_summary
+from caplm.models.prefix import check_same_heads, prefix_summary
 from caplm.models.transfer.callback import WeightTransfer
 from caplm.models.transfer.methods import method_callbacks
 from caplm.models.transfer.modes import check_arch_parts, copy_mode, uses_lm
@@ -53,6 +53,8 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     out, mode = job.dir, cfg.transfer.mode
     if mode != "none":  # a part the generator's prefix lacks fails now, not after the LM
         check_arch_parts(cfg.transfer.parts, cfg.model.arch, cfg.model.num_layers)
+    if uses_lm(mode):  # what the weights' shapes cannot tell apart
+        check_same_heads(cfg.lm, cfg.model)
     cache_dir = Path(cfg.paths.cache_dir)
     L.seed_everything(cfg.seed, workers=True)
     dataset = load_caption_dataset(cfg.data, cache_dir)

@@ -8,9 +8,10 @@ stock Python code has side effects we cannot accept:
 - PTB tokenizer: the stock one writes its temp file inside site-packages (fails on a
   read-only install, races between parallel jobs). Ours runs the same command on a file in
   a private temp folder and gives the same output.
-- METEOR: one Java process (~7 s to start, ~2 GB) per ``caption_metrics`` call, always
-  killed and reaped afterwards, with a clear error instead of pycocoevalcap#15's
-  "could not convert string to float" when the process dies.
+- METEOR: one Java process (~7 s to start, up to a 2 GB heap) per Python process, kept for
+  the next call (the jobs of a sweep share it), killed and reaped when a call fails and at
+  exit, with a clear error instead of pycocoevalcap#15's "could not convert string to
+  float" when the process dies.
 - SPICE: needs the Stanford CoreNLP 3.6.0 jars, which pycocoevalcap downloads on first use.
   We never download: without the jars SPICE is skipped at once and ``spice_status`` says
   why. With them, it runs in a private temp folder, without ``-cache`` (reported broken on
@@ -19,9 +20,11 @@ stock Python code has side effects we cannot accept:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -67,7 +70,7 @@ def caption_metrics(
     both are PTB-tokenised, lower-cased and stripped of punctuation, as coco-caption does.
     ``spice``: ``"auto"`` runs SPICE when its jars are present and skips it otherwise,
     ``"on"`` does the same but logs a warning when it skips, ``"off"`` never runs it.
-    ``meteor=False`` skips METEOR (None), saving its JVM start (~7 s) in quick runs.
+    ``meteor=False`` skips METEOR (None), saving its JVM start (~7 s, once per process) in quick runs.
     Returns the metrics (``"SPICE"`` is None unless it ran) and ``"spice_status"``: ``"ok"``,
     ``"disabled"``, ``"skipped: <why>"`` or ``"failed: <why>"``.
 
@@ -156,27 +159,66 @@ def ngram_scores(gts: dict[str, list[str]], res: dict[str, list[str]]) -> dict[s
 
 
 def meteor_score(gts: dict[str, list[str]], res: dict[str, list[str]]) -> float:
-    """METEOR 1.5 of tokenised captions, as pycocoevalcap's Meteor computes it, in one JVM."""
-    meteor = _Meteor()
-    try:
-        stats = []
-        for i in res:
-            # ' ||| ' separates the fields, so it must not occur inside a caption.
-            fields = [c.replace("|||", "").replace("  ", " ") for c in [*gts[i], res[i][0]]]
-            meteor.send(" ||| ".join(["SCORE", *fields]))
-            stats.append(meteor.read_line())
-        meteor.send(" ||| ".join(["EVAL", *stats]))
-        for _ in res:  # per-image scores come first, then the corpus score
-            meteor.read_number()
-        return meteor.read_number()
-    finally:
-        meteor.close()
+    """METEOR 1.5 of tokenised captions, as pycocoevalcap's Meteor computes it.
+
+    The METEOR JVM (about 7 s to start: it loads its paraphrase table) is started once per
+    process and kept for the next call, so the jobs of a sweep run in one process (Hydra's
+    basic launcher, a parallel launcher's workers) pay for it once. Each call is a stateless
+    SCORE ... EVAL exchange, so a reused JVM gives the same score as a fresh one. A failed
+    call kills its JVM (the next call starts a new one); the last one is killed at exit.
+    """
+    with _METEOR_LOCK:
+        meteor = _shared_meteor()
+        meteor.arm()
+        try:
+            stats = []
+            for i in res:
+                # ' ||| ' separates the fields, so it must not occur inside a caption.
+                fields = [c.replace("|||", "").replace("  ", " ") for c in [*gts[i], res[i][0]]]
+                meteor.send(" ||| ".join(["SCORE", *fields]))
+                stats.append(meteor.read_line())
+            meteor.send(" ||| ".join(["EVAL", *stats]))
+            for _ in res:  # per-image scores come first, then the corpus score
+                meteor.read_number()
+            score = meteor.read_number()
+        except BaseException:
+            _METEORS.pop(meteor.key, None)
+            meteor.close()
+            raise
+        meteor.disarm()
+        return score
+
+
+#: The live METEOR JVM of this process per command line (a test may swap the command).
+_METEORS: dict[tuple, _Meteor] = {}
+_METEOR_LOCK = threading.Lock()
+
+
+def _shared_meteor() -> _Meteor:
+    """This process's METEOR JVM for METEOR_CMD: the kept one while it lives, else a new one."""
+    key = (os.getpid(), *METEOR_CMD)  # a forked child never talks to its parent's JVM
+    meteor = _METEORS.get(key)
+    if meteor is None or meteor.proc.poll() is not None:
+        if meteor is not None:
+            meteor.close()
+        meteor = _METEORS[key] = _Meteor(key)
+    return meteor
+
+
+@atexit.register
+def _close_meteors() -> None:
+    for key, meteor in list(_METEORS.items()):
+        if key[0] == os.getpid():
+            meteor.close()
+    _METEORS.clear()
 
 
 class _Meteor:
-    """The METEOR java process, spoken to over stdin/stdout, one line per request."""
+    """The METEOR java process, spoken to over stdin/stdout, one line per request. A call
+    arms its watchdog (:meth:`arm`): a JVM that hangs longer than JAVA_TIMEOUT_S is killed."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: tuple = ()) -> None:
+        self.key = key
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             METEOR_CMD,
@@ -186,9 +228,17 @@ class _Meteor:
             stderr=self.stderr,  # a file, not a pipe: an unread pipe can fill and block java
         )
         self.timed_out = False
+        self.timer = None
+
+    def arm(self) -> None:
+        self.disarm()
         self.timer = threading.Timer(JAVA_TIMEOUT_S, self._expire)
         self.timer.daemon = True
         self.timer.start()
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
 
     def _expire(self) -> None:
         self.timed_out = True
@@ -231,7 +281,7 @@ class _Meteor:
         )
 
     def close(self) -> None:
-        self.timer.cancel()
+        self.disarm()
         self.proc.kill()
         self.proc.wait()  # reap it: no zombie java left behind
         with contextlib.suppress(BrokenPipeError):  # unsent bytes to a dead java don't matter

@@ -164,3 +164,17 @@ def prefix_summary(cfg) -> str:
     return (
         f"{cfg.get('rnn_type')}, embed {cfg.get('embed_size')}, rnn {cfg.get('rnn_size')}, {layers}"
     )
+
+
+def check_same_heads(lm_cfg, model_cfg) -> None:
+    """A Transformer LM's weights fit a generator prefix with other ``n_heads`` (the shapes are
+    the same), but its attention would be split into other heads: refused, naming both."""
+    if model_cfg.get("arch", "rnn") != "transformer" or lm_cfg.get("arch", "rnn") != "transformer":
+        return
+    if lm_cfg.get("n_heads") != model_cfg.get("n_heads"):
+        raise ValueError(
+            f"cannot transfer: the language model (lm={lm_cfg.get('name')}) has "
+            f"n_heads={lm_cfg.get('n_heads')} but the caption generator's prefix has "
+            f"model.n_heads={model_cfg.get('n_heads')}; the weights would be split into other "
+            "heads. Keep model.n_heads equal to lm.n_heads (as conf/model/merge.yaml does)."
+        )

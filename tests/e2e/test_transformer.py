@@ -95,3 +95,10 @@ def test_a_killed_transformer_job_resumes_to_the_uninterrupted_results(tmp_path,
     resumed = json.loads((killed / "job" / RESULTS_FILE).read_text())
     part = "lm" if "lm" in kill_at else "capgen"
     assert resumed[f"{part}/resumed_after"], resumed[f"{part}/resumed_after"]
+
+
+def test_a_transformer_lm_into_a_prefix_with_other_heads_is_refused(make_cfg):
+    cfg = make_cfg([*TRANSFORMER, "transfer=init", "model.n_heads=4"])
+    with pytest.raises(ValueError, match=r"n_heads=2 but .* model.n_heads=4"):
+        run(cfg)
+    assert not list(Path(cfg.paths.lm_cache_dir).glob("*/lm.pt"))  # refused before any training

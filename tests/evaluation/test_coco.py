@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -153,6 +154,50 @@ def test_meteor_failure_is_a_clear_error_and_leaves_no_process(monkeypatch, kind
     with pytest.raises(RuntimeError, match=match):
         meteor_score(GTS, RES)
     assert child_pids() == before
+
+
+#: A stand-in METEOR that answers like the real one: a stats line per SCORE, then one number
+#: per image and the corpus score per EVAL (the score: how many SCOREs this process has seen,
+#: so a reused process is told apart from a fresh one).
+FAKE_GOOD_METEOR = """import sys
+seen = 0
+for line in sys.stdin:
+    if line.startswith("SCORE"):
+        seen += 1
+        print("1 2 3", flush=True)
+    else:
+        n = line.count("|||")
+        print("\\n".join(["0.5"] * n + [str(seen)]), flush=True)
+"""
+
+
+def test_one_meteor_process_serves_every_call_and_a_dead_one_is_replaced(monkeypatch):
+    monkeypatch.setattr(coco, "METEOR_CMD", [sys.executable, "-c", FAKE_GOOD_METEOR])
+    before = set(child_pids())
+    assert meteor_score(GTS, RES) == 2  # two images scored by a new process
+    started = set(child_pids()) - before
+    assert len(started) == 1
+    assert meteor_score(GTS, RES) == 4  # the same process: it has now seen four
+    assert set(child_pids()) - before == started
+    (pid,) = started
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    assert meteor_score(GTS, RES) == 2  # a dead process is replaced by a fresh one
+    coco._close_meteors()
+    assert set(child_pids()) == before  # closed at exit: nothing left behind
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs Java 17")
+def test_a_reused_meteor_jvm_scores_as_a_fresh_one():
+    gts = {"1": ["a red circle on the left", "a small red circle"], "2": ["two blue squares"]}
+    res = {"1": ["a red circle"], "2": ["a blue square"]}
+    first = meteor_score(gts, res)
+    other = meteor_score(GTS, {"1": ["a cat on a mat"], "2": ["dogs run fast"]})
+    again = meteor_score(gts, res)  # after another set, in the same JVM
+    coco._close_meteors()
+    fresh = meteor_score(gts, res)  # a new JVM
+    coco._close_meteors()
+    assert first == again == fresh and 0 < first < 1 and other != first
 
 
 # --- SPICE (no Java: the jar check and the java call are replaced) -----------------------
@@ -313,7 +358,8 @@ def scored():
         "perfect": perfect,
         "perturbed": perturbed,
         "seconds": seconds,
-        "new_children": sorted(set(child_pids()) - set(children)),
+        "kept_children": sorted(set(child_pids()) - set(children)),  # the kept METEOR JVM
+        "left_children": (coco._close_meteors(), sorted(set(child_pids()) - set(children)))[1],
         "files_before": files,
         "files_after": tree(PKG),
     }
@@ -356,4 +402,5 @@ def test_spice_is_skipped_offline_without_crashing(scored):
 @pytest.mark.java
 def test_nothing_is_written_into_pycocoevalcap_and_no_java_is_left(scored):
     assert scored["files_after"] == scored["files_before"]
-    assert scored["new_children"] == []
+    assert len(scored["kept_children"]) <= 1  # one METEOR JVM kept for the next call
+    assert scored["left_children"] == []  # and none once it is closed (as at exit)

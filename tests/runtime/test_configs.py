@@ -119,7 +119,7 @@ def test_group_options_compose(group, option):
         ("gpus", "JoblibLauncher"),
         ("slurm", "SlurmLauncher"),
         pytest.param(
-            "ray",
+            "ray_gpus",
             "RayLauncher",
             marks=pytest.mark.skipif(
                 importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
