@@ -365,6 +365,187 @@ def _kv_cache(run: Run, model, features: torch.Tensor) -> list[Figure]:
     return [base, with_ratio(fig, base)]
 
 
+#: The study's generator sizes (its Flickr8k hyper-parameters): vocabulary, embedding, GRU,
+#: image branch, batch, time steps; image features as VGG-16 fc7's.
+STUDY_SIZES = dict(vocab=2500, embed=502, rnn=201, post_image=430, batch=128, steps=20,
+                   features=4096)  # fmt: skip
+
+
+class PeakRSS:
+    """The process's peak resident memory (MB) while the block runs, sampled every 2 ms from
+    /proc (Linux; NaN elsewhere), and how far it rose above the level at entry."""
+
+    def __enter__(self):
+        import threading
+
+        self.start = self.peak = _rss_mb()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while not self.done.wait(0.002):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        self.peak = max(self.peak, _rss_mb())
+        self.rise = self.peak - self.start
+
+
+def _rss_mb() -> float:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def matmul_gflops(run: Run, n: int) -> Timing:
+    """GFLOP/s of an n x n float32 matmul (2 n^3 flops): the machine's measured peak."""
+    a, b = (torch.randn(n, n, device=run.device) for _ in range(2))
+    t = run.time(lambda: a @ b)
+    return Timing(tuple(2 * n**3 / x / 1e9 for x in t.times))
+
+
+def bench_study_sizes(run: Run) -> list[Figure]:
+    """The generator at the study's sizes: the Lightning fit step against the same model
+    stepped by hand, the step's GFLOP/s against the measured matmul peak, batched beam search
+    (width 4) against one image at a time, and each stage's peak memory."""
+    import lightning as L
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from caplm.models.caption_generator import CaptionGenerator
+
+    z = run.pick(STUDY_SIZES, {**STUDY_SIZES, "vocab": 300, "batch": 16})
+    steps, images = run.pick(20, 3), run.pick(64, 4)
+    args = generator_config(embed_size=z["embed"], rnn_size=z["rnn"])
+    args["post_image_size"] = z["post_image"]
+    clip = OmegaConf.load(CONF_DIR / "model" / "merge.yaml").fit.gradient_clip_val
+    gen = torch.Generator().manual_seed(0)
+    batch = random_captions(z["batch"], z["steps"] - 1, z["vocab"], gen)
+    batch["features"] = torch.randn(z["batch"], z["features"], generator=gen).relu()
+    batch = {k: v.to(run.device) for k, v in batch.items()}
+    sizes = (f"V={z['vocab']}, embed {z['embed']}, GRU {z['rnn']}, image {z['post_image']}, "
+             f"batch {z['batch']}, T={z['steps']}")  # fmt: skip
+
+    def model():
+        torch.manual_seed(0)
+        return CaptionGenerator(z["vocab"], z["features"], **args).to(run.device).train()
+
+    by_hand = model()
+    optimiser = by_hand.configure_optimizers()
+
+    def hand_step():
+        loss, _ = by_hand.batch_loss(batch)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(by_hand.parameters(), clip)
+        optimiser.step()
+
+    with PeakRSS() as fit_memory:
+        hand = run.time(lambda: [hand_step() for _ in range(steps)]) / steps * 1e3
+    with FlopCounterMode(display=False) as flops:
+        hand_step()
+    gflop = flops.get_total_flops() / 1e9
+
+    class StepClock(L.Callback):
+        """Seconds from the first timed step's start to the last step's end (the warm-up
+        step and the Trainer's set-up and tear-down left out)."""
+
+        def on_train_batch_start(self, trainer, module, b, i):
+            if i == 1:
+                run.sync()
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, out, b, i):
+            if i == steps:
+                run.sync()
+                self.seconds = time.perf_counter() - self.start
+
+    def lightning_fit() -> float:
+        clock = StepClock()
+        trainer = L.Trainer(
+            max_epochs=1, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            gradient_clip_val=clip, callbacks=[clock], accelerator=run.device.type, devices=1,
+        )  # fmt: skip
+        loader = torch.utils.data.DataLoader([batch] * (steps + 1), batch_size=None)
+        trainer.fit(model(), loader)
+        return clock.seconds
+
+    with _quiet_lightning():
+        fits = [lightning_fit() for _ in range(max(run.repeats, 1))]
+    lightning = Timing(tuple(t / steps * 1e3 for t in fits))
+    peak = matmul_gflops(run, run.pick(2048, 512))
+    step_rate = Timing(tuple(gflop / (t / 1e3) for t in hand.times))
+
+    generator = model().eval()
+    features = batch["features"][:images]
+    with PeakRSS() as search_memory:
+        batched = run.time(lambda: generator.generate(features, beam_width=4))
+    one = run.time(lambda: [generator.generate(features[i : i + 1], beam_width=4)
+                            for i in range(images)])  # fmt: skip
+
+    hand_fig = Figure("study_sizes", "hand_step", hand, "ms/step", note=sizes)
+    peak_fig = Figure("study_sizes", "matmul_peak", peak, "GFLOP/s",
+                      note=f"float32 {run.pick(2048, 512)}^2 matmul, {torch.get_num_threads()} threads")  # fmt: skip
+    one_fig = Figure("study_sizes", "beam4_one_image_at_a_time", one, "s", note=f"{images} images")
+    return [
+        hand_fig,
+        with_ratio(
+            Figure(
+                "study_sizes",
+                "lightning_fit_step",
+                lightning,
+                "ms/step",
+                note="Trainer.fit, steps 2.. timed by a callback",
+            ),
+            hand_fig,
+        ),  # fmt: skip
+        peak_fig,
+        with_ratio(
+            Figure(
+                "study_sizes",
+                "hand_step_rate",
+                step_rate,
+                "GFLOP/s",
+                note=f"{gflop:.2f} GFLOP a step (fwd + bwd, counted)",
+            ),
+            peak_fig,
+        ),  # fmt: skip
+        one_fig,
+        with_ratio(
+            Figure(
+                "study_sizes",
+                "beam4_batched",
+                batched,
+                "s",
+                note=f"{images} images in one batch; ratio < 1 is the speed-up",
+            ),
+            one_fig,
+        ),  # fmt: skip
+        Figure(
+            "study_sizes",
+            "peak_rss_training",
+            fit_memory.peak,
+            "MB",
+            note=f"+{fit_memory.rise:.0f} MB over the {fit_memory.start:.0f} MB at its start",
+        ),  # fmt: skip
+        Figure(
+            "study_sizes",
+            "peak_rss_beam_search",
+            search_memory.peak,
+            "MB",
+            note=f"+{search_memory.rise:.0f} MB over its start",
+        ),  # fmt: skip
+    ]
+
+
 def bench_retrieval(run: Run) -> list[Figure]:
     """caption_image_logprobs in one call, against evaluate's blocked path and brute force."""
     model = make_generator(run, RETRIEVAL_VOCAB).eval()
@@ -646,6 +827,7 @@ BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "train_step": bench_train_step,
     "generate": bench_generate,
     "transformer": bench_transformer,
+    "study_sizes": bench_study_sizes,
     "retrieval": bench_retrieval,
     "ranks": bench_ranks,
     "metrics": bench_metrics,

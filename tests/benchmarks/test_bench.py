@@ -34,3 +34,25 @@ def test_unknown_group_is_refused_with_the_known_ones(capsys):
 def test_timing_scales_every_repeat():
     timing = Timing((1.0, 2.0, 4.0)) / 2 * 1000
     assert timing.median == 1000.0 and timing.spread == pytest.approx(1.5)
+
+
+def test_transformer_group_compares_with_the_gru_and_the_uncached_search(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", "transformer", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())["figures"]
+    assert figures["train_step_transformer_small"]["vs"] == "train_step_small"
+    assert figures["beam4_transformer_small"]["vs"] == "beam4_small"
+    cached = figures["beam4_transformer_small_kv_cache"]
+    assert cached["vs"] == "beam4_transformer_small_uncached" and cached["ratio"] > 0
+
+
+@pytest.mark.slow
+def test_study_sizes_group_gives_ratios_and_peak_memory(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", "study_sizes", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())["figures"]
+    assert figures["lightning_fit_step"]["vs"] == "hand_step"
+    assert figures["hand_step_rate"]["vs"] == "matmul_peak"
+    assert 0 < figures["hand_step_rate"]["ratio"] < 2  # a step cannot beat the peak by far
+    assert figures["beam4_batched"]["vs"] == "beam4_one_image_at_a_time"
+    assert figures["peak_rss_training"]["value"] > 50  # MB: torch alone is more
