@@ -76,9 +76,15 @@ def _verdict(label: str, metric: str, row: dict) -> str:
         f"Kendall tau = {tau:+.2f} (p {_p(row['kendall_p'])}), n = {n} LMs, rho's 95% "
         f"bootstrap interval [{row['spearman_lo']:+.2f}, {row['spearman_hi']:+.2f}]"
     )
-    if max(row["spearman_p"], row["kendall_p"]) >= ALPHA:
+    rho_sig, tau_sig = row["spearman_p"] < ALPHA, row["kendall_p"] < ALPHA
+    if not (rho_sig or tau_sig):
         said = "no significant correlation: lower LM perplexity did not significantly go"
         said += f" with higher {metric}"
+    elif rho_sig != tau_sig:
+        yes, no = ("Spearman's", "Kendall's") if rho_sig else ("Kendall's", "Spearman's")
+        way = "higher" if rho < 0 else "lower"
+        said = (f"mixed evidence, no firm correlation: {yes} test is significant at {ALPHA} but "
+                f"{no} is not (lower LM perplexity went with {way} {metric} by {yes} alone)")  # fmt: skip
     elif rho < 0:
         said = f"lower LM perplexity went with higher {metric}: better LMs did transfer better"
     else:
