@@ -67,6 +67,7 @@ def _loader(dataset, collate, batch_size: int, num_workers: int, generator=None)
         multiprocessing_context=context,
         persistent_workers=num_workers > 0,
         generator=generator,
+        pin_memory=torch.cuda.is_available(),  # page-locked batches: non-blocking GPU copies
     )
 
 

@@ -89,6 +89,25 @@ def pin_trainer_devices(trainer_cfg: dict) -> dict:
     return {**trainer_cfg, "devices": [index]}
 
 
+#: ``trainer.precision`` value that caplm resolves: bf16 mixed precision on a GPU that has it.
+BF16_WHERE_SUPPORTED = "bf16-where-supported"
+
+
+def resolve_precision(trainer_cfg: dict) -> dict:
+    """``precision: bf16-where-supported`` (``trainer=gpu``'s default) becomes Lightning's
+    ``bf16-mixed`` on a CUDA GPU that supports bfloat16 (Ampere and later), else ``32-true``
+    (and on the CPU); any other value is Lightning's own and passes unchanged."""
+    if trainer_cfg.get("precision") != BF16_WHERE_SUPPORTED:
+        return trainer_cfg
+    import torch
+
+    gpu = trainer_cfg.get("accelerator") in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    bf16 = gpu and torch.cuda.is_bf16_supported()
+    if gpu and not bf16:
+        log.info("this GPU has no bfloat16: training in float32 (trainer.precision=32-true)")
+    return {**trainer_cfg, "precision": "bf16-mixed" if bf16 else "32-true"}
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 

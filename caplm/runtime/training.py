@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig
 
 from caplm.io import UNREADABLE, move_aside, read_json, to_dict, write_json
-from caplm.runtime.devices import pin_trainer_devices
+from caplm.runtime.devices import pin_trainer_devices, resolve_precision
 from caplm.runtime.loggers import continue_curves
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ def make_trainer(
     )
     kwargs = to_dict(trainer_cfg)
     kwargs = pin_trainer_devices(kwargs)  # one GPU per parallel job (no-op on the CPU)
+    kwargs = resolve_precision(kwargs)
     trainer = L.Trainer(
         **kwargs,
         max_epochs=fit_cfg["max_epochs"],

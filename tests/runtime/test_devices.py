@@ -120,3 +120,30 @@ def test_the_parallel_launcher_config_gives_each_job_its_share():
         cfg = compose("train", overrides=["hydra/launcher=parallel"], return_hydra_config=True)
     GlobalHydra.instance().clear()
     assert devices.job_threads(None, cfg.hydra.launcher, cores=8) == 8 // cfg.hydra.launcher.n_jobs
+
+
+@pytest.mark.parametrize(
+    "cuda, bf16, accelerator, expected",
+    [
+        (True, True, "gpu", "bf16-mixed"),  # an Ampere-or-later GPU
+        (True, False, "gpu", "32-true"),  # an older GPU: float32, said in the log
+        (False, False, "gpu", "32-true"),
+        (True, True, "cpu", "32-true"),  # a CPU job on a GPU machine stays float32
+    ],
+)
+def test_bf16_where_supported_resolves_by_the_gpu(monkeypatch, cuda, bf16, accelerator, expected):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    cfg = {"accelerator": accelerator, "precision": devices.BF16_WHERE_SUPPORTED}
+    assert devices.resolve_precision(cfg) == {**cfg, "precision": expected}
+    assert devices.resolve_precision({**cfg, "precision": "16-mixed"})["precision"] == "16-mixed"
+
+
+def test_trainer_gpu_asks_for_bf16_where_supported_and_can_turn_it_off():
+    from omegaconf import OmegaConf
+
+    gpu = OmegaConf.load(CONF_DIR / "trainer" / "gpu.yaml")
+    assert gpu.precision == devices.BF16_WHERE_SUPPORTED
+    assert OmegaConf.load(CONF_DIR / "trainer" / "cpu.yaml").precision == "32-true"
