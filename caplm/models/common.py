@@ -38,6 +38,20 @@ def check_choice(name: str, value: object, choices) -> None:
         raise ValueError(f"unknown {name} {value!r}; known: {', '.join(sorted(choices))}")
 
 
+def check_sizes(sizes: dict) -> None:
+    """Each ``{name: size}`` is a positive integer (a bool is not one)."""
+    for name, size in sizes.items():
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"{name} must be a positive integer, got {size!r}")
+
+
+def check_dropouts(rates: dict) -> None:
+    """Each ``{name: probability}`` is in [0, 1)."""
+    for name, p in rates.items():
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+
+
 def check_training_args(optimizer: str, lr: float, weight_decay: float, init: str) -> None:
     """Fail at construction, not at the first training step."""
     check_choice("optimizer", optimizer, OPTIMIZERS)

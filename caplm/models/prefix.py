@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from caplm.data.text import PAD_ID
+from caplm.models.common import check_dropouts, check_sizes
 from caplm.models.transformer import TransformerPrefix
 
 ARCHS = ("rnn", "transformer")
@@ -60,13 +61,9 @@ class PrefixEncoder(nn.Module):
         super().__init__()
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"rnn_type must be one of {sorted(RNN_TYPES)}, got {rnn_type!r}")
-        for name, size in [("vocab_size", vocab_size), ("embed_size", embed_size),
-                           ("rnn_size", rnn_size), ("num_layers", num_layers)]:  # fmt: skip
-            if not isinstance(size, int) or size < 1:
-                raise ValueError(f"{name} must be a positive integer, got {size!r}")
-        for name, p in [("embed_dropout", embed_dropout), ("rnn_dropout", rnn_dropout)]:
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+        check_sizes({"vocab_size": vocab_size, "embed_size": embed_size, "rnn_size": rnn_size,
+                     "num_layers": num_layers})  # fmt: skip
+        check_dropouts({"embed_dropout": embed_dropout, "rnn_dropout": rnn_dropout})
         self.rnn_type, self.output_size = rnn_type, rnn_size
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
         self.embed_dropout = nn.Dropout(embed_dropout)

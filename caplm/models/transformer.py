@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from caplm.data.text import PAD_ID
+from caplm.models.common import check_dropouts, check_sizes
 
 ARCH = "transformer"
 POSITIONS = ("learned", "sinusoidal")
@@ -115,12 +116,9 @@ class TransformerPrefix(nn.Module):
         block_dropout: float = 0.0,
     ):
         super().__init__()
-        for name, size in [("vocab_size", vocab_size), ("embed_size", embed_size),
-                           ("rnn_size (d_model)", d_model), ("num_layers", num_layers),
-                           ("n_heads", n_heads), ("ff_size", ff_size),
-                           ("max_positions", max_positions)]:  # fmt: skip
-            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-                raise ValueError(f"{name} must be a positive integer, got {size!r}")
+        check_sizes({"vocab_size": vocab_size, "embed_size": embed_size,
+                     "rnn_size (d_model)": d_model, "num_layers": num_layers, "n_heads": n_heads,
+                     "ff_size": ff_size, "max_positions": max_positions})  # fmt: skip
         if d_model % n_heads:
             raise ValueError(
                 f"rnn_size (the Transformer's width d_model, {d_model}) must be a multiple of "
@@ -128,9 +126,7 @@ class TransformerPrefix(nn.Module):
             )
         if positions not in POSITIONS:
             raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
-        for name, p in [("embed_dropout", embed_dropout), ("block_dropout", block_dropout)]:
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+        check_dropouts({"embed_dropout": embed_dropout, "block_dropout": block_dropout})
         self.output_size, self.max_positions = d_model, max_positions
         self.n_heads, self.head_size = n_heads, d_model // n_heads
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)

@@ -42,10 +42,14 @@ class TransferStats:
 
 def selected_names(module: torch.nn.Module, parts) -> list[str]:
     """Names of the generator parameters that belong to the transferred parts."""
-    prefix = module.prefix
-    layers = len(prefix.blocks) if hasattr(prefix, "blocks") else None
-    prefixes = tuple(p for part in parts for p in part_prefixes(part, prefix.arch, layers))
+    prefixes = _name_prefixes(module.prefix, parts)
     return [n for n, _ in module.named_parameters() if n.startswith(prefixes)]
+
+
+def _name_prefixes(prefix: torch.nn.Module, parts) -> tuple[str, ...]:
+    """The parameter-name prefixes ``parts`` select in ``prefix`` (its architecture, blocks)."""
+    layers = len(prefix.blocks) if hasattr(prefix, "blocks") else None
+    return tuple(p for part in parts for p in part_prefixes(part, prefix.arch, layers))
 
 
 def state_arch(state: dict) -> str:
@@ -98,8 +102,7 @@ def _check_architecture(generator, parts, names, lm_state: dict, describe: str) 
             "architecture: keep model.arch and its sizes equal to the lm config's (as "
             "conf/model/merge.yaml does)."
         )
-    layers = len(generator.prefix.blocks) if gen_arch == "transformer" else None
-    prefixes = tuple(p for part in parts for p in part_prefixes(part, gen_arch, layers))
+    prefixes = _name_prefixes(generator.prefix, parts)
     ours = {n for n in names if n.startswith("prefix.")}
     theirs = {n for n in lm_state if n.startswith(prefixes) and n.startswith("prefix.")}
     if ours != theirs:
