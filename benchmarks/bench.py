@@ -161,6 +161,22 @@ def make_generator(run: Run, vocab_size: int, **lm_overrides):
     return model.to(run.device)
 
 
+def hand_stepper(model, batch: dict, clip: float | None = None) -> Callable[[], None]:
+    """One training step by hand: what training_step computes (minus logging), backward,
+    gradient clipping to ``clip`` (None: none) and the model's own optimiser step."""
+    optimiser = model.configure_optimizers()
+
+    def step():
+        loss, _ = model.batch_loss(batch)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimiser.step()
+
+    return step
+
+
 def random_captions(n: int, max_words: int, vocab_size: int, gen: torch.Generator) -> dict:
     """``inputs``/``targets`` (n, max_words + 1) of random words, 4 to ``max_words`` long
     (the longest first, so the width is always max_words + 1)."""
@@ -254,17 +270,8 @@ def bench_train_step(run: Run) -> list[Figure]:
     figures = []
     for size in (128, 256):
         model = make_generator(run, GEN_VOCAB, embed_size=size, rnn_size=size).train()
-        optimiser = model.configure_optimizers()
-
-        def train(model=model, optimiser=optimiser):
-            for _ in range(steps):
-                loss, _ = model.batch_loss(batch)  # what training_step computes, minus logging
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                optimiser.step()
-
-        ms = run.time(train) / steps * 1e3
+        step = hand_stepper(model, batch, clip)
+        ms = run.time(lambda step=step: [step() for _ in range(steps)]) / steps * 1e3
         note = f"batch {batch_size}, T={max_words + 1}, V={GEN_VOCAB}, embed/rnn {size}"
         figures.append(Figure("train_step", f"train_step_{size}", ms, "ms/step", note=note))
     with_ratio(figures[1], figures[0])
@@ -312,20 +319,14 @@ def bench_transformer(run: Run) -> list[Figure]:
         step, search = {}, {}
         for preset in (rnn, transformer):
             model = make_generator(run, GEN_VOCAB, preset=preset).train()
-            optimiser = model.configure_optimizers()
-
-            def train(model=model, optimiser=optimiser):
-                for _ in range(steps):
-                    loss, _ = model.batch_loss(batch)
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimiser.step()
+            one_step = hand_stepper(model, batch)
 
             blocks = sum(p.numel() for n, p in model.prefix.named_parameters()
                          if not n.startswith(("embedding", "embed_proj")))  # fmt: skip
             note = f"{blocks:,} prefix params outside the embedding"
             step[preset] = Figure("transformer", f"train_step_{preset}",
-                                  run.time(train) / steps * 1e3, "ms/step",
+                                  run.time(lambda f=one_step: [f() for _ in range(steps)])
+                                  / steps * 1e3, "ms/step",
                                   note=f"batch {batch_size}, T={max_words + 1}; {note}")  # fmt: skip
             model.eval()
             search[preset] = Figure("transformer", f"beam4_{preset}",
@@ -437,15 +438,7 @@ def bench_study_sizes(run: Run) -> list[Figure]:
         torch.manual_seed(0)
         return CaptionGenerator(z["vocab"], z["features"], **args).to(run.device).train()
 
-    by_hand = model()
-    optimiser = by_hand.configure_optimizers()
-
-    def hand_step():
-        loss, _ = by_hand.batch_loss(batch)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(by_hand.parameters(), clip)
-        optimiser.step()
+    hand_step = hand_stepper(model(), batch, clip)
 
     with PeakRSS() as fit_memory:
         hand = run.time(lambda: [hand_step() for _ in range(steps)]) / steps * 1e3
