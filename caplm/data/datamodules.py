@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from caplm.data.batching import encode_sentences, pad_batch
+from caplm.data.features import DiskRows
 from caplm.data.text import Vocabulary
 from caplm.data.types import CaptionDataset, Corpus
 
@@ -37,9 +38,10 @@ class _Sentences(Dataset):
 
 
 class _Collate:
-    """Pads a batch; for caption batches also gathers the image features."""
+    """Pads a batch; for caption batches also gathers the image features (from memory, or
+    read from their file for features kept on disk)."""
 
-    def __init__(self, features: torch.Tensor | None = None):
+    def __init__(self, features: torch.Tensor | DiskRows | None = None):
         self.features = features
 
     def __call__(self, items):
@@ -47,7 +49,7 @@ class _Collate:
             return pad_batch(items)
         ids, image_index = zip(*items, strict=True)
         batch = pad_batch(ids)
-        batch["features"] = self.features[list(image_index)]
+        batch["features"] = torch.as_tensor(self.features[list(image_index)])
         return batch
 
 
@@ -131,7 +133,7 @@ class CaptionDataModule(_ShuffledDataModule):
     def __init__(
         self,
         dataset: CaptionDataset,
-        features: dict[str, np.ndarray],
+        features: dict[str, np.ndarray | DiskRows],
         vocab: Vocabulary,
         batch_size: int = 64,
         max_len: int = 20,
@@ -143,7 +145,8 @@ class CaptionDataModule(_ShuffledDataModule):
         self.batch_size, self.max_len = batch_size, max_len
         self.num_workers = num_workers
         self.features = {
-            s: torch.as_tensor(np.asarray(f), dtype=torch.float32) for s, f in features.items()
+            s: f if isinstance(f, DiskRows) else torch.as_tensor(np.asarray(f), dtype=torch.float32)
+            for s, f in features.items()
         }
         for split, images in dataset.splits.items():
             if len(self.features[split]) != len(images):

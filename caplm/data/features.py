@@ -10,11 +10,18 @@ jobs that need the same features wait for one of them instead of all encoding.
 Every value must be finite: a row with NaN or inf (from the file, from a float64 value too
 large for float32, or from the encoder) is refused when loaded, with the row and its image,
 rather than found by the metrics after training.
+
+A features file (``.h5`` or ``.npy``) larger than :data:`IN_MEMORY_MAX_BYTES` is not read
+into memory: the train split stays on disk as :class:`DiskRows`, whose rows the data loader
+reads batch by batch (an MSCOCO-size file of VGG features is 2 GB), and only the val and test
+splits (which beam search and retrieval use whole) are read in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -45,6 +52,14 @@ FEATURE_FILES = (
     ".npy (N, F) with its ids one per line in <same stem>.ids.txt | "
     ".h5 with datasets 'features' and 'ids'"
 )
+#: Features files (.h5, .npy) above this size keep their train split on disk (DiskRows).
+IN_MEMORY_MAX_BYTES = 2**30
+#: Rows read at a time where a whole file or split is scanned (the finiteness check, np.asarray).
+SCAN_ROWS = 4096
+FINITE_FIX = (
+    "every feature value must be a finite number: recompute the features of those images "
+    "(or remove their rows if the dataset does not use them)"
+)
 
 
 def load_features(
@@ -54,9 +69,17 @@ def load_features(
     cfg = to_dict(data_cfg)
     if cfg.get("features_file"):
         path = Path(cfg["features_file"])
-        ids, features = read_feature_file(path)
+        ids, features = read_feature_file(path, on_disk=_too_large(path))
         log.info("features from %s: %d images x %d values", path, *features.shape)
-        return align_features(path, ids, features, dataset)
+        aligned = align_features(path, ids, features, dataset)
+        if isinstance(features, DiskRows):
+            log.info(
+                "%s is %.1f GB: the train split's rows are read from it batch by batch",
+                path,
+                path.stat().st_size / 1e9,
+            )
+            aligned = {s: f if s == "train" else np.asarray(f) for s, f in aligned.items()}
+        return aligned
     if not cfg.get("encoder"):
         raise ValueError("data.features_file is not set and data.encoder is missing; set one")
     return encode_dataset(dataset, build_encoder(cfg["encoder"]), cache_dir)
@@ -129,76 +152,87 @@ def images_fingerprint(files: dict[str, Path], memo_path: Path) -> str:
     return stable_hash(file_digests(files, memo_path))
 
 
-def read_feature_file(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Image ids and their feature rows (float32, 2-D) from a precomputed features file."""
+def read_feature_file(
+    path: str | Path, on_disk: bool = False
+) -> tuple[list[str], np.ndarray | DiskRows]:
+    """Image ids and their feature rows (float32, 2-D) from a precomputed features file; with
+    ``on_disk`` (.h5 and .npy only), rows that stay in the file, read when indexed."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: features file (data.features_file) not found")
     suffix = path.suffix.lower()
-    if suffix == ".npz":
-        try:
-            z = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path}: cannot read it as .npz ({err})") from err
-        with z:
-            _has(path, z.files, "arrays")
+    with contextlib.ExitStack() as open_files:  # an .h5 file stays open for the checks
+        if suffix == ".npz":
             try:
-                features, ids = z["features"], z["ids"]
-            except ValueError as err:  # object arrays need pickle, which we do not load
-                raise ValueError(
-                    f"{path}: cannot read its arrays ({err}); save ids as a string array, "
-                    "np.array(ids, dtype=str), and features as numbers"
-                ) from err
-    elif suffix == ".npy":
-        ids_file = path.with_suffix(".ids.txt")
-        if not ids_file.is_file():
-            raise FileNotFoundError(
-                f"{ids_file}: the image ids for {path} are missing; a .npy features file needs "
-                "its ids, one per line in row order, in <same stem>.ids.txt next to it"
-            )
-        try:
-            features = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise ValueError(f"{path}: cannot read it as .npy ({err})") from err
-        ids = [line.strip() for line in read_utf8(ids_file).splitlines() if line.strip()]
-    elif suffix in (".h5", ".hdf5"):
-        import h5py
+                z = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, zipfile.BadZipFile) as err:
+                raise ValueError(f"{path}: cannot read it as .npz ({err})") from err
+            with z:
+                _has(path, z.files, "arrays")
+                try:
+                    features, ids = z["features"], z["ids"]
+                except ValueError as err:  # object arrays need pickle, which we do not load
+                    raise ValueError(
+                        f"{path}: cannot read its arrays ({err}); save ids as a string array, "
+                        "np.array(ids, dtype=str), and features as numbers"
+                    ) from err
+        elif suffix == ".npy":
+            ids_file = path.with_suffix(".ids.txt")
+            if not ids_file.is_file():
+                raise FileNotFoundError(
+                    f"{ids_file}: the image ids for {path} are missing; a .npy features file "
+                    "needs its ids, one per line in row order, in <same stem>.ids.txt next to it"
+                )
+            try:
+                features = np.load(path, allow_pickle=False, mmap_mode="r" if on_disk else None)
+            except (ValueError, OSError) as err:
+                raise ValueError(f"{path}: cannot read it as .npy ({err})") from err
+            ids = [line.strip() for line in read_utf8(ids_file).splitlines() if line.strip()]
+        elif suffix in (".h5", ".hdf5"):
+            import h5py
 
-        with h5py.File(path, "r") as f:
+            f = open_files.enter_context(h5py.File(path, "r"))
             _has(path, list(f.keys()), "datasets")
-            features, ids = f["features"][()], f["ids"][()]
-    else:
-        raise ValueError(f"{path}: unsupported features file type '{suffix}'; use {FEATURE_FILES}")
-    ids = [x.decode() if isinstance(x, bytes) else str(x) for x in np.asarray(ids).reshape(-1)]
-    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number):
-        raise ValueError(
-            f"{path}: features must be a 2-D numeric array (images x values); got {features.dtype} {features.shape}"
-        )
-    if len(ids) != len(features):
-        raise ValueError(
-            f"{path}: {len(ids)} image ids but {len(features)} feature rows; they must match"
-        )
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        dup = next(x for x in ids if x in seen or seen.add(x))
-        raise ValueError(f"{path}: image id {dup!r} appears more than once; keep one row per image")
+            features, ids = (f["features"] if on_disk else f["features"][()]), f["ids"][()]
+        else:
+            raise ValueError(
+                f"{path}: unsupported features file type '{suffix}'; use {FEATURE_FILES}"
+            )
+        ids = [x.decode() if isinstance(x, bytes) else str(x) for x in np.asarray(ids).reshape(-1)]
+        if len(features.shape) != 2 or not np.issubdtype(features.dtype, np.number):
+            raise ValueError(
+                f"{path}: features must be a 2-D numeric array (images x values); got "
+                f"{features.dtype} {features.shape}"
+            )
+        if len(ids) != len(features):
+            raise ValueError(
+                f"{path}: {len(ids)} image ids but {len(features)} feature rows; they must match"
+            )
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            dup = next(x for x in ids if x in seen or seen.add(x))
+            raise ValueError(
+                f"{path}: image id {dup!r} appears more than once; keep one row per image"
+            )
+        if on_disk and suffix != ".npz":
+            for start in range(0, len(features), SCAN_ROWS):  # in blocks: little memory
+                block = np.asarray(features[start : start + SCAN_ROWS])
+                with np.errstate(over="ignore"):
+                    converted = block.astype(np.float32, copy=False)
+                _check_finite(converted, ids[start : start + SCAN_ROWS], str(path), FINITE_FIX,
+                              original=block, first_row=start)  # fmt: skip
+            return ids, DiskRows(path, np.arange(len(ids)), features.shape[1])
     with np.errstate(over="ignore"):  # a value too large for float32 is reported just below
         converted = features.astype(np.float32, copy=False)
-    _check_finite(
-        converted,
-        ids,
-        str(path),
-        "every feature value must be a finite number: recompute the features of those images "
-        "(or remove their rows if the dataset does not use them)",
-        original=features,
-    )
+    _check_finite(converted, ids, str(path), FINITE_FIX, original=features)
     return ids, converted
 
 
 def align_features(
     path: str | Path, ids: list[str], features: np.ndarray, dataset: CaptionDataset
 ) -> dict[str, np.ndarray]:
-    """The rows of ``features`` (one per id) in the order of each split of ``dataset``."""
+    """The rows of ``features`` (one per id) in the order of each split of ``dataset`` (of
+    DiskRows: views, nothing read)."""
     row = {image_id: i for i, image_id in enumerate(ids)}
     missing = [x for s in dataset.splits for x in dataset.image_ids(s) if x not in row]
     if missing:
@@ -207,7 +241,69 @@ def align_features(
             f"{path} has no features for image {missing[0]}{others}; it needs one row per image "
             "of the dataset, keyed by image file name"
         )
-    return {s: features[[row[x] for x in dataset.image_ids(s)]] for s in dataset.splits}
+    pick = features.select if isinstance(features, DiskRows) else features.__getitem__
+    return {s: pick([row[x] for x in dataset.image_ids(s)]) for s in dataset.splits}
+
+
+class DiskRows:
+    """Feature rows that stay in their file (.h5 dataset 'features', or .npy), read as float32
+    when indexed: ``rows[[3, 1]]`` reads two rows; ``np.asarray(rows)`` reads them all (in
+    blocks). Indexing with a list or slice gives the array of those rows; ``select`` gives
+    another DiskRows (a view: nothing read). The file is opened once per process, so data
+    loader workers forked after the first read open their own."""
+
+    def __init__(self, path: str | Path, file_rows: np.ndarray, feature_size: int):
+        self.path, self.file_rows = Path(path), np.asarray(file_rows, dtype=np.int64)
+        self.feature_size = int(feature_size)
+        self._open: tuple[int, object, object] | None = None  # (pid, file, array)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.file_rows), self.feature_size
+
+    def __len__(self) -> int:
+        return len(self.file_rows)
+
+    def select(self, index) -> DiskRows:
+        return DiskRows(self.path, self.file_rows[index], self.feature_size)
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = self.file_rows[index]
+        if rows.ndim == 0:
+            return self[[int(index)]][0]
+        wanted, where = np.unique(rows, return_inverse=True)  # h5py reads increasing rows
+        read = np.asarray(self._array()[wanted], dtype=np.float32)
+        return read[where.reshape(-1)]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.empty(self.shape, dtype=np.float32)
+        for i in range(0, len(self), SCAN_ROWS):
+            out[i : i + SCAN_ROWS] = self[i : i + SCAN_ROWS]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def _array(self):
+        if self._open is None or self._open[0] != os.getpid():
+            if self.path.suffix.lower() == ".npy":
+                handle = None
+                array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            else:
+                import h5py
+
+                handle = h5py.File(self.path, "r")
+                array = handle["features"]
+            self._open = (os.getpid(), handle, array)
+        return self._open[2]
+
+    def __getstate__(self):  # pickled (spawned workers): without the open file
+        return {**self.__dict__, "_open": None}
+
+
+def _too_large(path: Path) -> bool:
+    return (
+        path.suffix.lower() in (".h5", ".hdf5", ".npy")
+        and path.is_file()
+        and path.stat().st_size > IN_MEMORY_MAX_BYTES
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -270,8 +366,10 @@ def _check_finite(
     where: str,
     fix: str,
     original: np.ndarray | None = None,
+    first_row: int | None = None,
 ) -> None:
-    """Raise when a row of ``features`` (row i for image ``ids[i]``) holds NaN or inf."""
+    """Raise when a row of ``features`` (row i for image ``ids[i]``) holds NaN or inf; with
+    ``first_row``, ``features`` is the block of a file's rows from that row on."""
     step = 4096  # rows at a time, so the check needs little memory beside the features
     finite = np.concatenate(
         [np.ones(0, bool)]
@@ -286,9 +384,10 @@ def _check_finite(
     how = " and ".join(kinds)
     if original is not None and original.dtype != features.dtype and np.isfinite(original[i]).all():
         how = f"values too large for float32 (|x| > {np.finfo(np.float32).max:.3g}), so inf"
+    span = "" if first_row is None else f" (rows {first_row}-{first_row + len(features) - 1})"
     raise ValueError(
-        f"{where}: {len(bad)} of {len(features)} feature rows are not finite; the first is row "
-        f"{i} (image {ids[i]!r}), which holds {how}; {fix}"
+        f"{where}: {len(bad)} of {len(features)} feature rows{span} are not finite; the first is "
+        f"row {i + (first_row or 0)} (image {ids[i]!r}), which holds {how}; {fix}"
     )
 
 
