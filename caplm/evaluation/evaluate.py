@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 EVAL_KEYS = ("spice", "meteor", "retrieval", "lm_samples", "show")
 NO_CUT = 10**6  # evaluation scores whole sentences, never cut
 RETRIEVAL_CAPTIONS = 1024  # captions scored against all test images per call
+#: Output-layer values a scoring batch may hold (B x T x V floats, 128 MB in float32): fewer
+#: sentences a batch when the vocabulary is large, so a 40,000-word LM scores in bounded memory.
+LOGIT_BUDGET = 2**25
 
 
 @torch.no_grad()
@@ -67,18 +70,23 @@ def sentence_logprobs(
     """Log-probability of each predicted token (``<eos>`` included) of each sentence.
 
     ``score(inputs, targets)`` or, with ``features`` (one row per sentence),
-    ``score(features, inputs, targets)`` returns (B, T) token log-probabilities.
+    ``score(features, inputs, targets)`` returns (B, T) token log-probabilities. A batch is
+    at most ``batch_size`` sentences and at most ``LOGIT_BUDGET`` output values.
     """
     ids = encode_sentences(sentences, vocab, NO_CUT)
     out: list[np.ndarray] = []
-    for start in range(0, len(ids), batch_size):
-        batch = pad_batch(ids[start : start + batch_size])
+    start = 0
+    while start < len(ids):
+        longest = max(len(s) for s in ids[start : start + batch_size]) + 1
+        stop = start + max(1, min(batch_size, LOGIT_BUDGET // (longest * len(vocab))))
+        batch = pad_batch(ids[start:stop])
         args = [batch["inputs"], batch["targets"]]
         if features is not None:
-            args.insert(0, features[start : start + batch_size])
+            args.insert(0, features[start:stop])
         lp = score(*args).float().cpu()
         mask = batch["targets"] != PAD_ID
         out += [row[m].numpy() for row, m in zip(lp, mask, strict=True)]
+        start = stop
     return out
 
 
