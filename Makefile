@@ -17,7 +17,7 @@ export HYDRA_FULL_ERROR ?= 1
 # `make sweep`: the paper grid on the embedded default with small settings (CPU, ~15-20 min).
 SWEEP_ARGS ?= data.shapes.num_train=300 eval.lm_samples=50 trainer.enable_progress_bar=false
 
-.PHONY: help install lock run test test-all lint format bench probe sweep report corpora clean clean-runs
+.PHONY: help install lock run test test-all lint format bench bench-scale probe sweep report corpora clean clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ report: install ## tables, plots and the LM-perplexity/CIDEr correlation of the 
 
 bench: install ## speed figures of the hot paths (printed, with ratios)
 	$(PY) -m benchmarks
+
+bench-scale: install ## peak memory at the study's data sizes (300k-sentence LM, MSCOCO-size .h5; ~7 min, 2.2 GB in /tmp)
+	$(PY) -m benchmarks --only study_scale
 
 probe: install ## linear probe of the image features: every caption attribute, vs 95%
 	$(PY) -m caplm.probe data=shapes

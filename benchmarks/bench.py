@@ -813,6 +813,13 @@ def _quiet_lightning():
             lg.setLevel(level)
 
 
+def bench_study_scale(run: Run) -> list[Figure]:
+    """Peak memory at the study's data sizes (``benchmarks/study_scale.py``; minutes, 2 GB)."""
+    from benchmarks.study_scale import bench_study_scale as study_scale
+
+    return study_scale(run)
+
+
 #: The groups, in the order they run; ``--only`` takes these names.
 BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "shapes": bench_shapes,
@@ -827,7 +834,15 @@ BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "lm_cache": bench_lm_cache,
     "transferability": bench_transferability,
     "transfer_methods": bench_transfer_methods,
+    "study_scale": bench_study_scale,
 }
+#: Groups a plain run leaves out (they write gigabytes and take minutes): ``--only`` runs them.
+OPT_IN = ("study_scale",)
+
+
+def default_groups() -> list[str]:
+    """What a plain ``python -m benchmarks`` runs: every group but the opt-in ones."""
+    return [n for n in BENCHES if n not in OPT_IN]
 
 
 # -- running and printing ---------------------------------------------------------------------
@@ -888,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         type=_names,
         metavar="NAME[,NAME]",
-        help=f"run only these groups: {', '.join(BENCHES)}",
+        help=f"run only these groups: {', '.join(BENCHES)} (default: all but {', '.join(OPT_IN)})",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     parser.add_argument("--repeats", type=int, help="repeats per figure (default 3; quick 1)")
@@ -905,7 +920,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be at least 1")
     repeats = args.repeats or (1 if args.quick else 3)
     run = Run(args.quick, repeats, torch.device(args.device), min_seconds=0 if args.quick else 1)
-    names = args.only or list(BENCHES)
+    names = args.only or default_groups()
 
     meta = {
         "torch": torch.__version__,

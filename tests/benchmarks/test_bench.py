@@ -1,6 +1,7 @@
 """The benchmark runs and reports; its speed targets are read by people, not asserted here."""
 
 import json
+from collections import Counter
 
 import pytest
 
@@ -56,3 +57,42 @@ def test_study_sizes_group_gives_ratios_and_peak_memory(tmp_path):
     assert 0 < figures["hand_step_rate"]["ratio"] < 2  # a step cannot beat the peak by far
     assert figures["beam4_batched"]["vs"] == "beam4_one_image_at_a_time"
     assert figures["peak_rss_training"]["value"] > 50  # MB: torch alone is more
+
+
+def test_study_scale_text_survives_the_study_normaliser_with_a_zipf_tail():
+    from benchmarks.study_scale import zipf_sentences
+    from caplm.data.text import study_tokens
+
+    sentences = zipf_sentences(2000, 5000, 1.2, (8, 12), seed=3)
+    assert sentences == zipf_sentences(2000, 5000, 1.2, (8, 12), seed=3)
+    assert all(study_tokens(s) == s.split() for s in sentences)  # one token a word, kept whole
+    counts = sorted(Counter(w for s in sentences for w in s.split()).values(), reverse=True)
+    assert counts[0] > 20 * counts[99] and counts.count(1) > 100  # a head and a long tail
+    assert all(8 <= len(s.split()) <= 12 for s in sentences)
+
+
+def test_a_plain_run_leaves_the_opt_in_groups_out():
+    from benchmarks.bench import OPT_IN, default_groups
+
+    assert "study_scale" in OPT_IN and "study_scale" in BENCHES
+    assert set(default_groups()) == set(BENCHES) - set(OPT_IN)
+
+
+@pytest.mark.slow
+def test_study_scale_group_measures_both_jobs_and_reads_big_features_from_disk(
+    tmp_path, monkeypatch
+):
+    import caplm.data.features as features
+
+    monkeypatch.setattr(features, "IN_MEMORY_MAX_BYTES", 1024)  # the quick .h5 counts as big
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", "study_scale", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())["figures"]
+    for job in ("lm_job_peak_rss", "mscoco_job_peak_rss"):
+        assert 100 < figures[job]["value"] < 8000, figures[job]  # MB: torch alone is ~100
+    assert figures["lm_job_vs_target"]["vs"] == "lm_rss_target"
+    assert figures["mscoco_rss_vs_file"]["vs"] == "mscoco_features_file"
+    for name in ("lm", "mscoco"):
+        share = figures[f"{name}_loader_batch"]
+        assert share["vs"] == f"{name}_train_step" and share["ratio"] > 0
+    assert "DiskRows" in figures["mscoco_loader_batch"]["note"]
