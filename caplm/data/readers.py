@@ -94,7 +94,12 @@ def read_karpathy_json(
     if restval is not None and restval not in SPLITS:
         raise ValueError(f"restval is {restval!r}; use one of {', '.join(SPLITS)} or null (drop)")
     empty = _EmptyCaptions(path, empty_captions)
-    data = _read_json(_existing(path, "annotation file (data.annotations)"))
+    # the given tokens are dropped as they are parsed where the raw text is what is read:
+    # MSCOCO's split file would otherwise hold millions of short strings for a moment
+    data = _read_json(
+        _existing(path, "annotation file (data.annotations)"),
+        object_hook=None if given_tokens else _without_tokens,
+    )
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list):
         raise ValueError(
@@ -313,11 +318,18 @@ def _others(items: list) -> str:
     return f" (and {len(items) - 1} other image(s))" if len(items) > 1 else ""
 
 
-def _read_json(path: Path):
+def _read_json(path: Path, object_hook=None):
     try:
-        return json.loads(read_utf8(path))
+        return json.loads(read_utf8(path), object_hook=object_hook)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err}); fix it or download it again") from err
+
+
+def _without_tokens(obj: dict) -> dict:
+    """A caption object without its 'tokens' list where it has its 'raw' text."""
+    if isinstance(obj.get("raw"), str):
+        obj.pop("tokens", None)
+    return obj
 
 
 def _check_new(seen: dict[str, str], name: str, split: str, where: str) -> None:
