@@ -370,10 +370,12 @@ def _check_finite(
 ) -> None:
     """Raise when a row of ``features`` (row i for image ``ids[i]``) holds NaN or inf; with
     ``first_row``, ``features`` is the block of a file's rows from that row on."""
-    step = 4096  # rows at a time, so the check needs little memory beside the features
-    finite = np.concatenate(
+    finite = np.concatenate(  # in blocks, so the check needs little memory beside the features
         [np.ones(0, bool)]
-        + [np.isfinite(features[i : i + step]).all(axis=1) for i in range(0, len(features), step)]
+        + [
+            np.isfinite(features[i : i + SCAN_ROWS]).all(axis=1)
+            for i in range(0, len(features), SCAN_ROWS)
+        ]
     )
     if finite.all():
         return
