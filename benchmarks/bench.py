@@ -40,7 +40,7 @@ from omegaconf import OmegaConf
 from caplm import CONF_DIR
 from caplm.io import write_json
 
-FEATURE_SIZE = 1280  # EfficientNet-Lite0 with pool_grid 1, the default encoder
+FEATURE_SIZE = 1280  # EfficientNet-Lite0 pooled once (real data's default encoder)
 GEN_VOCAB = 100  # about the shapes vocabulary
 RETRIEVAL_VOCAB = 2000  # about a Flickr8k vocabulary
 BRUTE_BATCH = 256  # (caption, image) pairs per forward in the brute-force baseline

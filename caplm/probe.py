@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nlinear probe of {report['dataset']} features ({report['feature_size']} values per "
         f"image; encoder {encoder.get('name')} at {encoder.get('image_size')} px, pool_grid "
-        f"{encoder.get('pool_grid')}); images {report['images']}; "
+        f"{encoder.get('pool_grid')}, taps {encoder.get('taps')}); images {report['images']}; "
         f"{report['seconds']['total']:.0f} s"
     )
     print(format_table(report["attributes"], report["threshold"]))

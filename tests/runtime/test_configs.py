@@ -112,6 +112,20 @@ def test_group_options_compose(group, option):
     assert cfg is not None
 
 
+@pytest.mark.parametrize("data", ["shapes", "scenes", "shapes_lab", "scenes_lab"])
+def test_generated_datasets_take_tapped_features_and_other_encoders_replace_them(data):
+    from caplm.data.encoders import build_encoder
+
+    encoder = build_encoder({**_compose([f"data={data}"]).data.encoder, "device": "cpu"})
+    assert encoder.identity()["name"] == "efficientnet_lite0" and len(encoder.taps) == 5
+    assert encoder.feature_size == 192 * 9 + 32 + 32 * 9 + 24 + 24 * 9  # 2,288
+    # another encoder group replaces the tapped one whole: no EfficientNet layer names left
+    assert _compose([f"data={data}", "data/encoder=small_cnn"]).data.encoder.taps is None
+    assert _compose([f"data={data}", "data/encoder=efficientnet_lite0"]).data.encoder.taps is None
+    # real data keeps the last layer pooled, as the study's features
+    assert _compose(["data=flickr8k"]).data.encoder.taps is None
+
+
 @pytest.mark.parametrize(
     "launcher,target",
     [
