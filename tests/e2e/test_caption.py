@@ -341,3 +341,18 @@ def test_a_trained_encoder_is_trained_again_as_the_job_trained_it(tmp_path, caps
     assert code == 0, err
     assert "training the job's encoder small_cnn again on its 24 training images" in caplog.text
     _assert_same_as_the_job(json.loads(out), job_dir, images)
+
+
+def test_a_job_with_tapped_features_captions_new_images_as_its_own(tmp_path, capsys):
+    taps = "data.encoder.taps=[block0:max:2,head:avg:1]"  # 16 * 2 * 2 + 64 values
+    job_dir, images = _finished_job(tmp_path, ["transfer=none", taps])
+    captioner = load_job(job_dir, "cpu")
+    assert captioner.encoder.feature_size == 128
+    code, out, err = _run(capsys, job_dir, images, "--json", "--device", "cpu")
+    assert code == 0, err
+    _assert_same_as_the_job(json.loads(out), job_dir, images)
+    cfg = captioner.cfg
+    dataset = load_caption_dataset(cfg.data, cfg.paths.cache_dir)
+    job_features = load_features(cfg.data, dataset, cfg.paths.cache_dir)["test"]
+    paths = [images / f"{i}.png" for i in dataset.image_ids("test")]
+    np.testing.assert_allclose(captioner.encode(paths), job_features, rtol=1e-5, atol=1e-5)
