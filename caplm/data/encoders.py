@@ -223,9 +223,9 @@ def _efficientnet_lite0(cfg: dict) -> ImageEncoder:
 
 
 class _EfficientNetMaps(nn.Module):
-    """EfficientNet's feature extractor: ``forward(x)`` is its last feature map (``head``),
-    ``forward(x, names)`` the named maps (``stem``, ``block<i>``, ``head``), stopping after
-    the last one asked for. Inference only (no drop-connect), as ``extract_features``."""
+    """EfficientNet's feature extractor (its ``extract_features``, inference only: no
+    drop-connect): ``forward(x)`` is the last feature map (``head``), ``forward(x, names)``
+    the named maps (``stem``, ``block<i>``, ``head``), stopping after the last one asked for."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -237,15 +237,17 @@ class _EfficientNetMaps(nn.Module):
 
     def forward(self, x: torch.Tensor, names=None):
         if names is None:
-            return self.model.extract_features(x)
-        m, maps, wanted = self.model, {}, set(names)
+            return self.forward(x, ("head",))["head"]
+        m, wanted, maps = self.model, set(names), {}
         x = m._swish(m._bn0(m._conv_stem(x)))
-        maps["stem"] = x
+        if "stem" in wanted:
+            maps["stem"] = x
         for i, block in enumerate(m._blocks):
             if wanted <= maps.keys():
                 return maps
             x = block(x, drop_connect_rate=0.0)
-            maps[f"block{i}"] = x
+            if f"block{i}" in wanted:
+                maps[f"block{i}"] = x
         if "head" in wanted:
             maps["head"] = m._swish(m._bn1(m._conv_head(x)))
         return maps
@@ -310,11 +312,13 @@ class _SequentialMaps(nn.Module):
     def forward(self, x: torch.Tensor, names=None):
         if names is None:
             return self.blocks(x)
-        maps, count = {}, len(self.blocks) // 3  # conv, ReLU, pool per block
+        wanted, maps, count = set(names), {}, len(self.blocks) // 3  # conv, ReLU, pool each
         for i in range(count):
             x = self.blocks[3 * i : 3 * i + 3](x)
-            maps[f"block{i}"] = x
-        maps["head"] = x
+            if f"block{i}" in wanted:
+                maps[f"block{i}"] = x
+        if "head" in wanted:
+            maps["head"] = x
         return maps
 
 

@@ -362,7 +362,7 @@ def test_taps_are_pooled_maps_side_by_side_each_scaled_to_one_norm():
     want = want - want.mean(1, keepdims=True)
     want *= np.sqrt(1280) / np.linalg.norm(want, axis=1, keepdims=True)
     np.testing.assert_allclose(head, want, rtol=1e-4, atol=1e-4)
-    # max pooling is not average pooling, and the grid keeps where things are
+    # max pooling is not average pooling
     avg = build_encoder({**EFFNET, "taps": ["stem:avg:1"]}).encode(images)
     big = build_encoder({**EFFNET, "taps": ["stem:max:1"]}).encode(images)
     assert avg.shape == big.shape == (3, 32) and not np.allclose(avg, big)

@@ -11,6 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from caplm import CONF_DIR
+from caplm.data.encoders import build_encoder
 from caplm.models.transfer.modes import MODES
 from caplm.runtime.config import check_config
 
@@ -114,8 +115,6 @@ def test_group_options_compose(group, option):
 
 @pytest.mark.parametrize("data", ["shapes", "scenes", "shapes_lab", "scenes_lab"])
 def test_generated_datasets_take_tapped_features_and_other_encoders_replace_them(data):
-    from caplm.data.encoders import build_encoder
-
     encoder = build_encoder({**_compose([f"data={data}"]).data.encoder, "device": "cpu"})
     assert encoder.identity()["name"] == "efficientnet_lite0" and len(encoder.taps) == 5
     assert encoder.feature_size == 192 * 9 + 32 + 32 * 9 + 24 + 24 * 9  # 2,288
