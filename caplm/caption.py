@@ -44,13 +44,14 @@ from caplm.data.text import Vocabulary
 from caplm.evaluation.evaluate import generate
 from caplm.io import UNREADABLE, read_json, to_dict
 from caplm.models.caption_generator import CaptionGenerator
+from caplm.results import CONFIG_FILE as JOB_CONFIG
 from caplm.runtime.config import register_resolvers
 from caplm.runtime.training import DONE
 
 log = logging.getLogger("caplm.caption")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-CONFIG_FILE = Path(".hydra") / "config.yaml"
+CONFIG_FILE = Path(JOB_CONFIG)
 VOCAB_FILE = "vocab.json"
 CHECKPOINTS = "checkpoints"
 #: Images captioned per call of the generator (as the job's own evaluation).

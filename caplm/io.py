@@ -157,3 +157,8 @@ def file_digests(files: dict[str, Path], memo_path: Path) -> dict[str, str]:
         except OSError:
             pass
     return digests
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file name: characters other than letters, digits and ``-_.`` become ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

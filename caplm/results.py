@@ -51,6 +51,10 @@ This module imports nothing from caplm: training and the report both depend on i
 from __future__ import annotations
 
 RESULTS_FILE = "results.json"
+#: A generator job's test captions: ``[{"image_id", "caption", "logprob", "references"}]``.
+CAPTIONS_FILE = "test_captions.json"
+#: A job's composed config, as Hydra saves it in the job's folder.
+CONFIG_FILE = ".hydra/config.yaml"
 COMPLETE = "complete"
 #: ``job/status`` of a grid point the study's design leaves out (see ``corpus.max_size_exponent``).
 NOT_APPLICABLE = "not_applicable"
@@ -161,6 +165,15 @@ def lm_sample_div_key(name: str) -> str:
 def ret_key(name: str) -> str:
     """Image retrieval by caption probability, e.g. ``ret_key("R@1")``."""
     return capgen_key(f"ret_{name}")
+
+
+#: What a caption counted in ``all_true_frac`` (and marked ``all_true`` in the job's
+#: CAPTIONS_FILE) is, per generated dataset's grounding checker.
+ALL_TRUE_MEANS = {
+    "shapes": "names at least one colour-shape and every one it names is in the picture "
+    "(counts, sizes and relations are not checked)",
+    "scenes": "makes at least one claim and every claim it makes holds of the picture",
+}
 
 
 def grounding_key(dataset: str, name: str) -> str:

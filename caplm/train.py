@@ -22,6 +22,7 @@ from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
 from caplm.data.text import Vocabulary
 from caplm.evaluation.evaluate import ValidationBLEU, evaluate_generator
+from caplm.evaluation.pictures import save_pictures
 from caplm.evaluation.transfer_scores import scores_or_reason
 from caplm.io import write_json
 from caplm.models.caption_generator import CaptionGenerator
@@ -31,7 +32,7 @@ from caplm.models.transfer.callback import WeightTransfer
 from caplm.models.transfer.methods import method_callbacks
 from caplm.models.transfer.modes import check_arch_parts, copy_mode, uses_lm
 from caplm.models.transfer.vocab import generator_vocabulary
-from caplm.results import RESULTS_FILE, keyed, metric_key
+from caplm.results import CAPTIONS_FILE, RESULTS_FILE, keyed, metric_key
 from caplm.runtime import loggers
 from caplm.runtime.jobs import Job, run_job
 from caplm.runtime.lm_stage import language_model
@@ -158,7 +159,8 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     )
     scores, captions = evaluate_generator(model, data, cfg.eval)
     results.update(scores)
-    write_json(out / "test_captions.json", captions)
+    save_pictures(captions, dataset.load_image, out, cfg.eval.pictures)
+    write_json(out / CAPTIONS_FILE, captions)
     for c in captions[: cfg.eval.show]:
         log.info("%s: %s  (ref: %s)", c["image_id"], c["caption"], c["references"][0])
     job.lap("eval")

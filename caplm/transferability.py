@@ -35,7 +35,15 @@ from caplm.data.readers import load_caption_dataset
 from caplm.data.text import Vocabulary
 from caplm.evaluation.transfer_scores import SCORES, scores_or_reason
 from caplm.io import read_json, stable_hash, to_dict, write_json, write_text
-from caplm.results import COMPLETE, RESULTS_FILE, STATUS, column, lm_key, transferability_key
+from caplm.results import (
+    COMPLETE,
+    CONFIG_FILE,
+    RESULTS_FILE,
+    STATUS,
+    column,
+    lm_key,
+    transferability_key,
+)
 from caplm.runtime import lm_cache
 from caplm.runtime.config import compose_checked
 
@@ -84,7 +92,7 @@ def sweep_jobs(sweep_dir: Path) -> tuple[list[tuple[Path, dict, object]], list[s
             continue
         if not (job / "lm.json").is_file():
             continue  # no LM (none, random_frozen) or reused from an identical job
-        config = job / ".hydra" / "config.yaml"
+        config = job / CONFIG_FILE
         if not config.is_file():
             passed.append(f"{job}: no {config.relative_to(job)} (not run by Hydra): skipped")
             continue

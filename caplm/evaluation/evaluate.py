@@ -19,7 +19,7 @@ from caplm.data.datamodules import CaptionDataModule
 from caplm.data.text import PAD_ID, Vocabulary
 from caplm.evaluation.coco import caption_metrics, torchmetrics_bleu4
 from caplm.evaluation.diversity import diversity
-from caplm.evaluation.grounding import dataset_grounding
+from caplm.evaluation.grounding import caption_truth, dataset_grounding
 from caplm.evaluation.perplexity import coverage, oov_stats, perplexity_stats
 from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score_matrix
 from caplm.results import (
@@ -36,7 +36,7 @@ from caplm.results import (
 log = logging.getLogger(__name__)
 
 #: The keys of an ``eval`` config.
-EVAL_KEYS = ("spice", "meteor", "retrieval", "lm_samples", "show")
+EVAL_KEYS = ("spice", "meteor", "retrieval", "lm_samples", "show", "pictures")
 NO_CUT = 10**6  # evaluation scores whole sentences, never cut
 RETRIEVAL_CAPTIONS = 1024  # captions scored against all test images per call
 #: Output-layer values a scoring batch may hold (B x T x V floats, 128 MB in float32): fewer
@@ -130,7 +130,9 @@ def evaluate_lm(
 
 
 def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, list[dict]]:
-    """Caption metrics, perplexities, diversity and retrieval on the test split."""
+    """Caption metrics, perplexities, diversity and retrieval on the test split, and the test
+    captions: ``{"image_id", "caption", "logprob", "references"}`` each, with ``all_true`` on
+    a generated dataset (``caplm.results.ALL_TRUE_MEANS`` says what it checks)."""
     vocab, split = data.vocab, "test"
     images = data.dataset.splits[split]
     features = data.features[split]
@@ -153,10 +155,12 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
     results.update(perplexities("capgen", split, lps, sentences, vocab))
 
     scenes = data.dataset.info.get("scenes")
+    truth = {}
     if scenes:  # generated data knows what is in each image: check the captions against it
         said = {img.image_id: w for img, w in zip(images, words, strict=True)}
         grounded = dataset_grounding(data.dataset.name, said, scenes)
         results.update({grounding_key(data.dataset.name, k): v for k, v in grounded.items()})
+        truth = caption_truth(data.dataset.name, said, scenes)
 
     train = data.dataset.sentences("train")
     results.update({div_key(k): v for k, v in diversity(words, train, len(vocab.words)).items()})
@@ -189,6 +193,7 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
             "caption": hypotheses[img.image_id],
             "logprob": lp,
             "references": img.raw,
+            **({"all_true": truth[img.image_id]} if truth else {}),
         }
         for img, lp in zip(images, logprobs, strict=True)
     ]

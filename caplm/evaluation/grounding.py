@@ -71,3 +71,13 @@ def dataset_grounding(
             f"no grounding checker for dataset {dataset!r}; known: {', '.join(CHECKERS)}"
         )
     return CHECKERS[dataset](captions, scenes)
+
+
+def caption_truth(
+    dataset: str, captions: dict[str, list[str]], scenes: dict[str, list[dict]]
+) -> dict[str, bool]:
+    """Per caption, whether it counts as all true (what ``all_true_frac`` counts)."""
+    return {
+        image: dataset_grounding(dataset, {image: tokens}, scenes)["all_true_frac"] == 1
+        for image, tokens in captions.items()
+    }

@@ -1,4 +1,4 @@
-"""``python -m caplm.report DIR [--out OUT] [--latest]``: a sweep's report."""
+"""``python -m caplm.report DIR [--out OUT] [--latest] [--gallery N]``: a sweep's report."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from caplm.report.gallery import IMAGES
 from caplm.report.markdown import write_report
 from caplm.report.sweep import ReportError, latest_sweep, scan
 
@@ -20,6 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latest", action="store_true", help="report the newest subfolder of DIR with results"
     )
+    parser.add_argument(
+        "--gallery",
+        type=int,
+        default=IMAGES,
+        metavar="N",
+        help=f"test images per dataset shown with each mode's caption (default {IMAGES}; 0: none)",
+    )
     args = parser.parse_args(argv)
     try:
         root = latest_sweep(args.dir) if args.latest else args.dir
@@ -32,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"caplm.report: {err}", file=sys.stderr)
         return 2
     out = args.out or root / "report"
-    verdicts = write_report(sweep, out)
+    verdicts = write_report(sweep, out, args.gallery)
     print(
         f"{sweep.finished} complete jobs ({len(sweep.complete)} distinct results) from {root}; "
         f"report: {out / 'report.md'}"

@@ -18,6 +18,7 @@ from caplm.report.columns import (
     LM_COLUMNS,
     LM_PPLX,
 )
+from caplm.report.gallery import IMAGES, write_galleries
 from caplm.report.lm_family import family_correlations, family_verdicts
 from caplm.report.plots import plot_report, plot_transferability
 from caplm.report.study import (
@@ -44,8 +45,9 @@ TRANSFERABILITY_PLOT = "transferability_vs_cider.png"
 NO_PLOTS = "- none: no complete job transferred an LM with a perplexity or corpus size"
 
 
-def write_report(sweep: Sweep, out: str | Path) -> list[str]:
-    """Write the tables, plots and report.md under ``out``; return the verdict lines."""
+def write_report(sweep: Sweep, out: str | Path, gallery: int = IMAGES) -> list[str]:
+    """Write the tables, plots and report.md under ``out`` (with a gallery of ``gallery``
+    test images per dataset); return the verdict lines."""
     out = Path(out)
     cells = summarize(sweep.table)
     corr = correlations(sweep.table)
@@ -73,9 +75,10 @@ def write_report(sweep: Sweep, out: str | Path) -> list[str]:
         if plot_transferability(jobs, panels, out / TRANSFERABILITY_PLOT):
             plots[TRANSFERABILITY_PLOT] = "Transferability scores against CIDEr"
     predicted = verdicts(judged, sweep.table)
+    pictures = write_galleries(sweep.complete, sweep.root, out, gallery)
     write_text(
         out / "report.md",
-        _report_md(sweep, cells, corr, plots, study, effects, (judged, predicted)),
+        _report_md(sweep, cells, corr, plots, study, effects, (judged, predicted), pictures),
     )
     return [*corr["verdict"], *family_verdicts(families), *(predicted if len(judged) else [])]
 
@@ -134,6 +137,7 @@ def _report_md(
     study: pd.DataFrame | None,
     effects: pd.DataFrame,
     predicted: tuple[pd.DataFrame, list[str]],
+    gallery: list[str],
 ) -> str:
     done = sweep.complete
     total = sweep.expected if sweep.expected is not None else sweep.found
@@ -191,6 +195,9 @@ def _report_md(
         "## Plots",
         "",
         *([f"![{caption}]({name})\n" for name, caption in plots.items()] or [NO_PLOTS, ""]),
+        "## Captions side by side: test images, each transfer mode's caption",
+        "",
+        *gallery,
         "## SPICE",
         "",
         *_spice_md(done),

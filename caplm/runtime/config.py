@@ -354,7 +354,7 @@ def _check_eval(cfg, p: Problems) -> None:
     p.one_of("eval.spice", ev.get("spice"), SPICE_MODES)
     for key in ("meteor", "retrieval"):
         p.value(f"eval.{key}", ev.get(key), isinstance(ev.get(key), bool), "true or false")
-    for key in ("lm_samples", "show"):
+    for key in ("lm_samples", "show", "pictures"):
         p.value(f"eval.{key}", ev.get(key), _int(ev.get(key)), "an integer >= 0")
 
 

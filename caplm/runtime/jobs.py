@@ -59,7 +59,8 @@ JOB_FILE = "job.json"
 def job_identity(cfg: DictConfig) -> dict:
     """The resolved config entries that determine the job's results."""
     identity = {k: to_dict(v) for k, v in cfg.items_ex(resolve=False) if k not in NOT_RESULTS}
-    identity.get("eval", {}).pop("show", None)
+    for looks_only in ("show", "pictures"):  # what is printed or saved to look at
+        identity.get("eval", {}).pop(looks_only, None)
     if not job_uses_lm(cfg):
         identity.pop("corpus", None)
         identity.pop("lm", None)

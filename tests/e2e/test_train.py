@@ -2,9 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from caplm.data.readers import load_caption_dataset
 from caplm.results import COMPLETE, RESULTS_FILE
 from caplm.train import run
 
@@ -29,6 +32,18 @@ def test_each_transfer_mode_runs_end_to_end(make_cfg, mode):
     assert saved["capgen/test_METEOR"] is None  # switched off for speed in TINY
     captions = json.loads(open(f"{out}/test_captions.json").read())
     assert len(captions) == 8 and all(5 <= len(c["caption"].split()) <= 20 for c in captions)
+    # each caption marked as the results count it; the first eval.pictures (4) pictures saved
+    marked = sum(c["all_true"] for c in captions) / len(captions)
+    assert marked == saved["capgen/shapes_all_true_frac"]
+    dataset = load_caption_dataset(cfg.data, cfg.paths.cache_dir)
+    assert [c.get("picture") for c in captions] == [
+        *(f"test_pictures/{c['image_id']}.png" for c in captions[:4]),
+        *[None] * 4,
+    ]
+    picture = np.asarray(Image.open(f"{out}/{captions[0]['picture']}"))
+    original = dataset.load_image(captions[0]["image_id"])  # 32 px, enlarged 5 times
+    assert picture.shape == (160, 160, 3)
+    np.testing.assert_array_equal(picture[::5, ::5], original)
     with_lm = mode in ("init", "frozen")
     assert ("lm/captest_pplx_corrected_geomean" in saved) == with_lm
     assert (saved["transfer/params_transferred"] > 0) == with_lm
