@@ -2,7 +2,8 @@
 
 Per dataset (and data config) of a sweep, one seed (the smallest) and one job per transfer
 mode: the jobs that use no LM (``none``, ``random_frozen``) and, for the modes that transfer
-one, the jobs of one LM (the LM shared by most modes). Their ``test_captions.json`` give the
+one, the jobs of one LM (the LM shared by most modes), then other LMs' jobs while there are
+fewer than MAX_COLUMNS columns. Their ``test_captions.json`` give the
 captions of the first test images they all captioned; the pictures are the ones the jobs
 saved (``eval.pictures``, ``caplm.evaluation.pictures``), copied under ``report/gallery/``.
 The report reads only the jobs' files, never a dataset. On a generated dataset each caption
@@ -102,7 +103,8 @@ def _gallery(dataset: str, jobs: pd.DataFrame, root: Path, out: Path, images: in
 
 
 def _columns(jobs: pd.DataFrame) -> tuple[list[pd.Series], list[str]]:
-    """One job per transfer mode: every mode without an LM, and one LM's transferring modes."""
+    """One job per transfer mode: every mode without an LM and one LM's transferring modes
+    (the LM that ran most of them), then other LMs' jobs up to MAX_COLUMNS."""
     order = {m: i for i, m in enumerate(MODES)}
     rows = [row for _, row in jobs.iterrows()]
     rows.sort(key=lambda r: (order.get(r.get("transfer"), len(order)), _lm(r)))
@@ -112,25 +114,22 @@ def _columns(jobs: pd.DataFrame) -> tuple[list[pd.Series], list[str]]:
     if len(lms) > 1:
         modes_of = {lm: {r["transfer"] for r in rows if _has_lm(r) and _lm(r) == lm} for lm in lms}
         shown_lm = max(lms, key=lambda lm: len(modes_of[lm]))  # max keeps the first of a tie
-    if lms:
-        others = (
-            f" (one of the sweep's {len(lms)} LMs; the captions of the others are in each "
-            f"job's {CAPTIONS_FILE})"
-            if len(lms) > 1
-            else ""
-        )
-        notes.append(f"transferred LM: {_lm_label(shown_lm)}{others}")
-    chosen, seen = [], set()
+    chosen, others, seen = [], [], set()
     for r in rows:
         key = (r.get("transfer"), _lm(r))
-        if (_has_lm(r) and _lm(r) != shown_lm) or key in seen:
+        if key in seen:
             continue
         seen.add(key)
-        chosen.append(r)
+        (others if _has_lm(r) and _lm(r) != shown_lm else chosen).append(r)
     if len(chosen) > MAX_COLUMNS:
         notes.append(f"{len(chosen) - MAX_COLUMNS} more job(s) not shown")
         chosen = chosen[:MAX_COLUMNS]
-    return chosen, notes
+    room = others[: MAX_COLUMNS - len(chosen)]  # other LMs' jobs, while there is room
+    if lms:
+        also = ", and other LMs' jobs while there is room (named in their columns)" if room else ""
+        of = f" (the sweep has {len(lms)} LMs; every job's captions are in its {CAPTIONS_FILE})"
+        notes.append(f"transferred LM: {_lm_label(shown_lm)}{also}{of if len(lms) > 1 else ''}")
+    return [*chosen, *room], notes
 
 
 def _has_lm(row: pd.Series) -> bool:

@@ -96,15 +96,20 @@ def test_gallery_shows_each_mode_of_one_seed_and_one_lm_with_pictures(make_galle
     (section,) = sections(report)
     header, *rows = table_rows(section)
     assert header[:2] == ["image", "references"]
-    # one column per mode (study order), the LM that ran most modes, seed 1's CIDEr
-    cider = {t: fake_results(c, t, e, 1)["capgen/test_CIDEr"] for c, e, t in JOBS[:4]}
+    # one column per mode (study order) with the LM that ran most modes, then the other LM's
+    # job (room for it); seed 1's CIDEr; LM jobs name their LM as two LMs are shown
+    cider = {(c, t): fake_results(c, t, e, 1)["capgen/test_CIDEr"] for c, e, t in JOBS}
+    shown = [("none", "none"), ("captions", "init"), ("captions", "frozen")]
+    shown += [("none", "random_frozen"), ("sotu", "init")]
     assert header[2:] == [
-        f"{t} · CIDEr {cider[t]:.3f}" for t in ("none", "init", "frozen", "random_frozen")
+        f"{t}{f' ({c}, e=0)' if c != 'none' else ''} · CIDEr {cider[c, t]:.3f}" for c, t in shown
     ]
     assert section.startswith(f"{data}, seed 1")
     assert f"✓: the caption {ALL_TRUE_MEANS[data]}; ✗: not so." in section
-    assert "transferred LM: corpus captions, size exponent 0, LM epochs 100" in report
-    assert "one of the sweep's 2 LMs" in report
+    assert (
+        "transferred LM: corpus captions, size exponent 0, LM epochs 100, and other LMs' jobs "
+        "while there is room (named in their columns) (the sweep has 2 LMs;" in section
+    )
     test = dataset.splits["test"]
     assert len(rows) == 3
     for img, row in zip(test[:3], rows, strict=True):
@@ -114,6 +119,7 @@ def test_gallery_shows_each_mode_of_one_seed_and_one_lm_with_pictures(make_galle
         assert row[3] == "✓ " + " ".join(img.captions[0])  # init wrote the reference: true
         escaped = WRONG.replace("|", "\\|")
         assert row[2] == row[4] == row[5] == "✗ " + escaped
+        assert row[6] == row[3]  # sotu's init wrote the reference too
         # the picture is the dataset's, enlarged by whole pixels to THUMBNAIL
         name = row[0].split("(")[1].split(")")[0]
         thumb = np.asarray(Image.open(root / "report" / name).convert("RGB"))
@@ -139,7 +145,8 @@ def test_gallery_names_what_it_left_out_and_finds_pictures_elsewhere(gallery_swe
     (alone,) = [s for s in found if "| none" in s]
     (main_section,) = [s for s in found if s is not alone]
     header, *rows = table_rows(main_section)
-    assert [h.split(" ·")[0] for h in header[2:]] == ["init", "frozen"]
+    labels = [h.split(" ·")[0] for h in header[2:]]
+    assert labels == ["init (captions, e=0)", "frozen (captions, e=0)", "init (sotu, e=0)"]
     assert len(rows) == 4  # the default: 4 images
     for img, row in zip(dataset.splits["test"], rows, strict=False):
         name = row[0].split("(")[1].split(")")[0]
