@@ -38,7 +38,7 @@ class Gallery:
 
     dataset: str
     seed: object
-    jobs: list[pd.Series]  # one per column, in MODES order
+    jobs: list[pd.Series]  # one per column (see _columns)
     labels: list[str]
     image_ids: list[str] = field(default_factory=list)
     captions: list[dict[str, dict]] = field(default_factory=list)  # per job: image id -> entry
@@ -54,8 +54,8 @@ def write_galleries(complete: pd.DataFrame, root: Path, out: Path, images: int =
     if not len(complete) or "job_dir" not in complete:
         return ["- none: no complete job", ""]
     lines = []
-    for (dataset, _), jobs in _by_data(complete, root):
-        gallery = _gallery(dataset, jobs, root, out, images)
+    for (dataset, digest), jobs in _by_data(complete, root):
+        gallery = _gallery(dataset, digest, jobs, root, out, images)
         lines += _markdown(gallery)
     return lines
 
@@ -78,27 +78,28 @@ def _data_digest(job_dir: Path) -> str:
         return ""
 
 
-def _gallery(dataset: str, jobs: pd.DataFrame, root: Path, out: Path, images: int) -> Gallery:
+def _gallery(
+    dataset: str, digest: str, jobs: pd.DataFrame, root: Path, out: Path, images: int
+) -> Gallery:
     seed = jobs["seed"].min() if "seed" in jobs and jobs["seed"].notna().any() else None
     at_seed = jobs if seed is None else jobs[jobs["seed"] == seed]
     chosen, notes = _columns(at_seed)
-    gallery = Gallery(dataset, seed, chosen, [_label(j, chosen) for j in chosen], notes=notes)
-    kept_jobs, kept_labels = [], []
-    for job, label in zip(chosen, gallery.labels, strict=True):
+    kept, captions = [], []
+    for job in chosen:
         found = _read_captions(root / job["job_dir"])
         if isinstance(found, str):
-            gallery.notes.append(f"`{job['job_dir']}` left out: {found}")
+            notes.append(f"`{job['job_dir']}` left out: {found}")
             continue
-        kept_jobs.append(job)
-        kept_labels.append(label)
-        gallery.captions.append(found)
-    gallery.jobs, gallery.labels = kept_jobs, kept_labels
-    if not gallery.captions:
+        kept.append(job)
+        captions.append(found)
+    labels = [_label(j, kept) for j in kept]
+    gallery = Gallery(dataset, seed, kept, labels, captions=captions, notes=notes)
+    if not captions:
         return gallery
-    common = set.intersection(*(set(c) for c in gallery.captions))
-    gallery.image_ids = [i for i in gallery.captions[0] if i in common][:images]
-    _add_pictures(gallery, root, out)
-    gallery.checker = _checker(gallery.jobs[0])
+    common = set.intersection(*(set(c) for c in captions))
+    gallery.image_ids = [i for i in captions[0] if i in common][:images]
+    _add_pictures(gallery, Path(GALLERY_DIR) / safe_name(f"{dataset}-{digest[:8]}"), root, out)
+    gallery.checker = _checker(kept[0])
     return gallery
 
 
@@ -110,10 +111,9 @@ def _columns(jobs: pd.DataFrame) -> tuple[list[pd.Series], list[str]]:
     rows.sort(key=lambda r: (order.get(r.get("transfer"), len(order)), _lm(r)))
     lms = sorted({_lm(r) for r in rows if _has_lm(r)})
     notes = []
-    shown_lm = lms[0] if lms else None
-    if len(lms) > 1:
-        modes_of = {lm: {r["transfer"] for r in rows if _has_lm(r) and _lm(r) == lm} for lm in lms}
-        shown_lm = max(lms, key=lambda lm: len(modes_of[lm]))  # max keeps the first of a tie
+    modes_of = {lm: {r["transfer"] for r in rows if _has_lm(r) and _lm(r) == lm} for lm in lms}
+    # the LM that ran most modes; max keeps the first of a tie
+    shown_lm = max(lms, key=lambda lm: len(modes_of[lm]), default=None)
     chosen, others, seen = [], [], set()
     for r in rows:
         key = (r.get("transfer"), _lm(r))
@@ -175,12 +175,9 @@ def _read_captions(job_dir: Path) -> dict[str, dict] | str:
         return f"{path} is unreadable ({err})"
 
 
-def _add_pictures(gallery: Gallery, root: Path, out: Path) -> None:
-    """Copy the pictures the jobs saved of the chosen images (the first job's that has one:
-    jobs with one data config have the same test images)."""
-    folder = Path(GALLERY_DIR) / safe_name(
-        f"{gallery.dataset}-{_data_digest(root / gallery.jobs[0]['job_dir'])[:8]}"
-    )
+def _add_pictures(gallery: Gallery, folder: Path, root: Path, out: Path) -> None:
+    """Copy the pictures the jobs saved of the chosen images to ``out/folder`` (the first
+    job's that has one: jobs with one data config have the same test images)."""
     for image_id in gallery.image_ids:
         for job, captions in zip(gallery.jobs, gallery.captions, strict=True):
             saved = captions[image_id].get("picture")

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from caplm.data.readers import load_caption_dataset
-from caplm.evaluation.grounding import caption_truth
+from caplm.evaluation.grounding import CHECKERS, caption_truth
 from caplm.evaluation.pictures import THUMBNAIL, save_pictures
 from caplm.report import main
 from caplm.results import ALL_TRUE_MEANS, grounding_key
@@ -206,3 +206,7 @@ def test_gallery_of_real_data_reads_its_images_folder(tmp_path, with_images):
     else:
         assert [r[0] for r in rows] == ["d.jpg", "f.jpg"]
         assert "no pictures: the jobs saved none" in section and "`data.images_dir`" in section
+
+
+def test_every_grounding_checker_has_its_legend():
+    assert set(ALL_TRUE_MEANS) == set(CHECKERS)
