@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from caplm.data.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 
@@ -19,12 +20,13 @@ def encode_sentences(sentences: Sequence[Sequence[str]], vocab: Vocabulary, max_
 
 def pad_batch(sentences: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
     """``inputs``/``targets`` tensors for a list of id sequences."""
-    length = max(len(s) for s in sentences) + 1
-    inputs = torch.full((len(sentences), length), PAD_ID, dtype=torch.long)
-    targets = torch.full((len(sentences), length), PAD_ID, dtype=torch.long)
-    for row, ids in enumerate(sentences):
-        inputs[row, 0] = BOS_ID
-        inputs[row, 1 : len(ids) + 1] = ids
-        targets[row, : len(ids)] = ids
-        targets[row, len(ids)] = EOS_ID
+    lengths = torch.tensor([len(s) for s in sentences])
+    words = pad_sequence(list(sentences), batch_first=True, padding_value=PAD_ID)
+    rows, width = len(sentences), words.size(1) + 1
+    inputs = torch.full((rows, width), PAD_ID, dtype=torch.long)
+    targets = torch.full((rows, width), PAD_ID, dtype=torch.long)
+    inputs[:, 0] = BOS_ID
+    inputs[:, 1:] = words
+    targets[:, :-1] = words
+    targets[torch.arange(rows), lengths] = EOS_ID
     return {"inputs": inputs, "targets": targets}

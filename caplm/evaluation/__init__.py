@@ -4,7 +4,8 @@ Plain functions on numbers and strings (numpy; torch only to batch a model call)
 training code gathers the inputs and prefixes the returned keys for the results file.
 """
 
-from caplm.evaluation.coco import caption_metrics, check_java, torchmetrics_bleu4
+from caplm.evaluation.bleu import corpus_bleu4
+from caplm.evaluation.coco import caption_metrics, check_java
 from caplm.evaluation.diversity import diversity
 from caplm.evaluation.perplexity import oov_stats, perplexity_stats
 from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score_matrix
@@ -12,11 +13,11 @@ from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score
 __all__ = [
     "caption_metrics",
     "check_java",
+    "corpus_bleu4",
     "diversity",
     "oov_stats",
     "perplexity_stats",
     "retrieval_metrics",
     "retrieval_ranks",
     "score_matrix",
-    "torchmetrics_bleu4",
 ]

@@ -357,22 +357,3 @@ def _float_or_nan(value) -> float:
 def _tail(stderr: bytes, chars: int = 500) -> str:
     text = stderr.decode("utf-8", "replace").strip()
     return text[-chars:] if text else "(nothing)"
-
-
-def torchmetrics_bleu4(references: list[list[str]], hypotheses: list[str]) -> float:
-    """Corpus BLEU-4 by torchmetrics on lower-cased, whitespace-split text: cheap, no Java.
-
-    For logging during training. It equals pycocoevalcap's BLEU-4 on the same tokens as long
-    as every n-gram order has at least one match; when some order has none, torchmetrics
-    gives 0.0 where pycocoevalcap's smoothing epsilons give a tiny positive number (~1e-6).
-    """
-    # Imported here: torchmetrics takes seconds to import and test-time metrics don't need it.
-    from torchmetrics.functional.text import bleu_score
-
-    if len(references) != len(hypotheses) or not hypotheses:
-        raise ValueError(
-            f"need one reference list per hypothesis, got {len(references)} and {len(hypotheses)}"
-        )
-    preds = [h.lower() for h in hypotheses]
-    target = [[r.lower() for r in refs] for refs in references]
-    return float(bleu_score(preds, target, n_gram=4))

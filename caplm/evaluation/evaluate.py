@@ -17,7 +17,8 @@ from lightning.pytorch.callbacks import Callback
 from caplm.data.batching import encode_sentences, pad_batch
 from caplm.data.datamodules import CaptionDataModule
 from caplm.data.text import PAD_ID, Vocabulary
-from caplm.evaluation.coco import caption_metrics, torchmetrics_bleu4
+from caplm.evaluation.bleu import CorpusBLEU4
+from caplm.evaluation.coco import caption_metrics
 from caplm.evaluation.diversity import diversity
 from caplm.evaluation.grounding import caption_truth, dataset_grounding
 from caplm.evaluation.perplexity import coverage, oov_stats, perplexity_stats
@@ -201,7 +202,8 @@ def evaluate_generator(model, data: CaptionDataModule, eval_cfg) -> tuple[dict, 
 
 
 class ValidationBLEU(Callback):
-    """Logs ``val/BLEU-4`` (torchmetrics, greedy captions) after each validation epoch.
+    """Logs ``val/BLEU-4`` (greedy captions, :mod:`caplm.evaluation.bleu`) after each
+    validation epoch.
 
     A cheap signal while training; the final numbers come from pycocoevalcap at test time.
     """
@@ -214,7 +216,7 @@ class ValidationBLEU(Callback):
         max_images: int = 200,
     ):
         self.features = features[:max_images]
-        self.references = [[" ".join(r) for r in refs] for refs in references[:max_images]]
+        self.bleu = CorpusBLEU4([[" ".join(r) for r in refs] for refs in references[:max_images]])
         self.vocab = vocab
 
     def on_validation_epoch_end(self, trainer, pl_module):
@@ -223,5 +225,4 @@ class ValidationBLEU(Callback):
         was_training = pl_module.training
         words, _ = generate(pl_module, self.features, self.vocab, beam_width=1)
         pl_module.train(was_training)
-        bleu = torchmetrics_bleu4(self.references, [" ".join(w) for w in words])
-        pl_module.log("val/BLEU-4", float(bleu), prog_bar=True)
+        pl_module.log("val/BLEU-4", self.bleu([" ".join(w) for w in words]), prog_bar=True)

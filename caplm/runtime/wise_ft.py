@@ -18,7 +18,7 @@ from pathlib import Path
 
 import lightning as L
 
-from caplm.evaluation.coco import torchmetrics_bleu4
+from caplm.evaluation.bleu import CorpusBLEU4
 from caplm.evaluation.evaluate import generate
 from caplm.models.transfer.wise_ft import choose_alpha, validation_loss
 from caplm.results import wise_ft_key
@@ -55,16 +55,15 @@ def fit_wise_ft(
 
     select = cfg.transfer.select
     bleu = select == "bleu"
+    refs = data.references("val")[:BLEU_IMAGES]
+    val_bleu = CorpusBLEU4([[" ".join(r) for r in rs] for rs in refs])
 
     def score(m) -> dict:
         loss = validation_loss(m, data.val_dataloader())
         out = {"val/loss": loss, "val/pplx": math.exp(loss)}
         if bleu:
-            refs = data.references("val")[:BLEU_IMAGES]
             words, _ = generate(m, data.features["val"][:BLEU_IMAGES], data.vocab, beam_width=1)
-            out["val/BLEU-4"] = float(torchmetrics_bleu4(
-                [[" ".join(r) for r in rs] for rs in refs], [" ".join(w) for w in words]
-            ))  # fmt: skip
+            out["val/BLEU-4"] = val_bleu([" ".join(w) for w in words])
         return out
 
     alpha, scores = choose_alpha(

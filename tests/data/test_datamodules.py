@@ -12,6 +12,24 @@ def test_pad_batch_shifts_targets_and_pads():
     assert batch["targets"].tolist() == [[5, 6, 7, EOS_ID], [8, EOS_ID, PAD_ID, PAD_ID]]
 
 
+def test_pad_batch_on_random_batches_with_empty_sentences():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        lengths = torch.randint(0, 12, (int(torch.randint(1, 9, (1,), generator=gen)),),
+                                generator=gen).tolist()  # fmt: skip
+        sentences = [torch.randint(4, 50, (n,), generator=gen) for n in lengths]
+        batch = pad_batch(sentences)
+        assert batch["inputs"].shape == batch["targets"].shape == (len(lengths), max(lengths) + 1)
+        for row, ids in enumerate(sentences):
+            n = len(ids)
+            assert batch["inputs"][row].tolist() == [BOS_ID, *ids.tolist()] + [PAD_ID] * (
+                max(lengths) - n
+            )
+            assert batch["targets"][row].tolist() == [*ids.tolist(), EOS_ID] + [PAD_ID] * (
+                max(lengths) - n
+            )
+
+
 def test_text_datamodule_cuts_long_sentences():
     corpus = Corpus("c", train=[["a"] * 10, ["b"]], val=[["a", "b"]])
     vocab = Vocabulary.build(corpus.train)

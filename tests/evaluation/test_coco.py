@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from caplm.evaluation import coco
+from caplm.evaluation.bleu import CorpusBLEU4, corpus_bleu4
 from caplm.evaluation.coco import (
     caption_metrics,
     check_java,
@@ -17,7 +19,6 @@ from caplm.evaluation.coco import (
     ngram_scores,
     ptb_tokenize,
     spice_score,
-    torchmetrics_bleu4,
 )
 from caplm.results import CAPTION_METRICS
 
@@ -92,28 +93,48 @@ def test_any_perturbed_hypothesis_scores_lower_than_perfect_captions():
             assert s["BLEU-4"] < best["BLEU-4"], hyp
 
 
-# --- torchmetrics BLEU ------------------------------------------------------------------
+# --- training-time BLEU (caplm.evaluation.bleu) ------------------------------------------------------------------
 
 
-def test_torchmetrics_bleu4_equals_pycocoevalcap_when_every_order_matches():
+def test_corpus_bleu4_equals_pycocoevalcap_when_every_order_matches():
     refs = [[r.upper() for r in GTS[i]] for i in GTS]  # lower-cased inside
     hyps = [RES[i][0] for i in GTS]
-    assert torchmetrics_bleu4(refs, hyps) == pytest.approx(
-        ngram_scores(GTS, RES)["BLEU-4"], abs=1e-6
-    )
-    assert torchmetrics_bleu4(refs, hyps) == pytest.approx((4 / 15) ** (1 / 4), abs=1e-6)
+    assert corpus_bleu4(refs, hyps) == pytest.approx(ngram_scores(GTS, RES)["BLEU-4"], abs=1e-6)
+    assert corpus_bleu4(refs, hyps) == pytest.approx((4 / 15) ** (1 / 4), abs=1e-6)
 
 
-def test_torchmetrics_bleu4_is_zero_where_pycocoevalcap_keeps_an_epsilon():
+def test_corpus_bleu4_is_zero_where_pycocoevalcap_keeps_an_epsilon():
     # No 4-gram of the hypothesis is in the reference (3-grams do match: "on the mat").
     gts, res = {"1": ["a cat sat on the mat"]}, {"1": ["a cat on the mat"]}
-    assert torchmetrics_bleu4([gts["1"]], res["1"]) == 0.0
+    assert corpus_bleu4([gts["1"]], res["1"]) == 0.0
     assert 0 < ngram_scores(gts, res)["BLEU-4"] < 1e-3
 
 
-def test_torchmetrics_bleu4_needs_one_reference_list_per_hypothesis():
+def test_corpus_bleu4_needs_one_reference_list_per_hypothesis():
     with pytest.raises(ValueError, match="one reference list per hypothesis"):
-        torchmetrics_bleu4([["a b"]], ["a b", "c d"])
+        corpus_bleu4([["a b"]], ["a b", "c d"])
+
+
+def test_corpus_bleu4_is_torchmetrics_bleu_on_random_corpora():
+    from torchmetrics.functional.text import bleu_score  # the oracle
+
+    rng = random.Random(0)
+    words = "a b c d e f g h".split()
+    for trial in range(100):
+        n = rng.randint(1, 20)
+        refs = [[" ".join(rng.choices(words, k=rng.randint(trial % 5 == 0 and 0 or 1, 10)))
+                 for _ in range(rng.randint(1, 5))] for _ in range(n)]  # fmt: skip
+        hyps = [" ".join(rng.choices(words[: rng.randint(2, 8)], k=rng.randint(1, 10)))
+                for _ in range(n)]  # fmt: skip
+        expected = float(bleu_score(hyps, refs, n_gram=4))
+        assert corpus_bleu4(refs, hyps) == pytest.approx(expected, abs=1e-6), (refs, hyps)
+        bleu = CorpusBLEU4(refs)  # counted once, scored again and again
+        assert bleu(hyps) == bleu(hyps) == corpus_bleu4(refs, hyps)
+
+
+def test_corpus_bleu4_needs_a_reference_for_every_image():
+    with pytest.raises(ValueError, match="at least one reference"):
+        CorpusBLEU4([["a b"], []])
 
 
 # --- input checks, Java check, METEOR failures (no Java needed) -------------------------
