@@ -22,14 +22,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from tqdm import tqdm
 
+from caplm import available_cores, torch_threads
 from caplm.data.encoders import ImageEncoder, build_encoder
 from caplm.data.text import read_utf8
 from caplm.data.types import CaptionDataset
@@ -107,29 +110,30 @@ def encode_dataset(
             )
         start = time.perf_counter()
         name = encoder.identity()["name"]
-        train = _Images(dataset.load_image, dataset.image_ids("train"))
-        if getattr(encoder, "train_epochs", 0):
-            log.info("training %s on %d train images", name, len(train))
-        encoder.fit(train)  # unsupervised; the training split only
-        features = {}
-        total = sum(len(images) for images in dataset.splits.values())
-        with tqdm(total=total, desc=f"encoding images ({name})", unit="img") as bar:
-            for split in dataset.splits:
-                images = _Images(dataset.load_image, dataset.image_ids(split))
-                rows = [np.zeros((0, encoder.feature_size), dtype=np.float32)]
-                for i in range(0, len(images), encoder.batch_size):
-                    rows.append(encoder.encode(images[i : i + encoder.batch_size]))
-                    bar.update(len(rows[-1]))
-                features[split] = np.concatenate(rows)
-                _check_finite(
-                    features[split],
-                    dataset.image_ids(split),
-                    f"the features that encoder {name} computed for the {split} split of "
-                    f"dataset {dataset.name}",
-                    f"nothing was cached at {path}; check those images (data.images_dir) and "
-                    "the encoder's settings (data.encoder; a trained encoder may have diverged: "
-                    "try fewer train_epochs)",
-                )
+        with _every_core():  # parallel jobs have a thread each: those waiting lend theirs
+            train = _Images(dataset.load_image, dataset.image_ids("train"))
+            if getattr(encoder, "train_epochs", 0):
+                log.info("training %s on %d train images", name, len(train))
+            encoder.fit(train)  # unsupervised; the training split only
+            features = {}
+            total = sum(len(images) for images in dataset.splits.values())
+            with tqdm(total=total, desc=f"encoding images ({name})", unit="img") as bar:
+                for split in dataset.splits:
+                    images = _Images(dataset.load_image, dataset.image_ids(split))
+                    rows = [np.zeros((0, encoder.feature_size), dtype=np.float32)]
+                    for i in range(0, len(images), encoder.batch_size):
+                        rows.append(encoder.encode(images[i : i + encoder.batch_size]))
+                        bar.update(len(rows[-1]))
+                    features[split] = np.concatenate(rows)
+                    _check_finite(
+                        features[split],
+                        dataset.image_ids(split),
+                        f"the features that encoder {name} computed for the {split} split of "
+                        f"dataset {dataset.name}",
+                        f"nothing was cached at {path}; check those images (data.images_dir) and "
+                        "the encoder's settings (data.encoder; a trained encoder may have diverged: "
+                        "try fewer train_epochs)",
+                    )
         seconds = time.perf_counter() - start
         arrays = {
             **features,
@@ -145,6 +149,16 @@ def encode_dataset(
             path,
         )
         return features
+
+
+@contextlib.contextmanager
+def _every_core():
+    """Encodes on one machine take turns, each on all the cores this process may use (a job of
+    a parallel sweep runs on cores / jobs threads, and the jobs waiting for the features
+    would leave theirs idle)."""
+    lock = FileLock(str(Path(tempfile.gettempdir()) / f"caplm-encode-{os.getuid()}.lock"))
+    with lock, torch_threads(available_cores()):
+        yield
 
 
 def images_fingerprint(files: dict[str, Path], memo_path: Path) -> str:

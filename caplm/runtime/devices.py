@@ -19,6 +19,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from caplm import available_cores
+
 log = logging.getLogger(__name__)
 
 _held: tuple[int, FileLock] | None = None  # (index, lock) this process holds
@@ -110,14 +112,6 @@ def resolve_precision(trainer_cfg: dict) -> dict:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, e.g. a SLURM allocation's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def job_threads(threads: int | None, launcher, cores: int | None = None) -> int | None:

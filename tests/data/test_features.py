@@ -258,6 +258,32 @@ def test_a_complete_feature_cache_is_read_without_a_lock(tmp_path, monkeypatch):
     assert before == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "features").iterdir()}
 
 
+def test_a_job_of_a_parallel_sweep_encodes_on_every_core(tmp_path, monkeypatch):
+    """A job on one thread (cores / jobs) encodes with all the cores, and is back on its one
+    thread after; encodes take turns through a lock of this machine."""
+    import torch
+
+    from caplm.data import features as module
+
+    monkeypatch.setattr(module, "available_cores", lambda: 3)
+    monkeypatch.setattr(module.tempfile, "gettempdir", lambda: str(tmp_path))
+    seen = []
+
+    class Counting(_MeanEncoder):
+        def encode(self, images):
+            seen.append(torch.get_num_threads())
+            assert list(tmp_path.glob("caplm-encode-*.lock"))  # the turn is held
+            return super().encode(images)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        encode_dataset(_dataset(), Counting(), tmp_path / "cache")
+        assert set(seen) == {3} and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 # -- encoders -------------------------------------------------------------------------------
 
 
