@@ -5,8 +5,12 @@ attribute the captions of a generated dataset mention?
 into one classification task per attribute (image id -> label; an image a task does not
 apply to is left out of it); :func:`probe` trains one L2-regularised multinomial logistic
 regression per task on the train split's frozen features, picks the L2 strength and the
-feature scaling (``SCALINGS``) on val (never on test) and reports test accuracy beside the
-majority-class baseline. A task named
+feature scaling (``SCALINGS``) on val (never on test) by balanced accuracy, and reports test
+balanced accuracy (mean recall over the classes) beside plain accuracy and the
+majority-class baseline. An attribute passes when its *balanced* test accuracy reaches
+``THRESHOLD``: most labels here are rare (a given colour-shape is in about 4% of the
+pictures), so plain accuracy rewards a probe that always says "no" (measured: colour_shape
+97.2% plain against a 95.8% majority baseline, 72.7% balanced). A task named
 ``family/member`` (``cell_category/r0c1``, ``shape/star``) is one member of a pooled
 attribute; :func:`summarise` reports each family's mean and worst member.
 
@@ -47,6 +51,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from caplm import torch_threads
 from caplm.data.scenes.lexicon import CATEGORIES as SCENE_CATEGORIES
 from caplm.data.scenes.lexicon import COLOURS as SCENE_COLOURS
 from caplm.data.scenes.lexicon import GRID
@@ -68,7 +73,7 @@ SCALINGS = ("standard", "global")
 #: LBFGS iterations per fit at most (each strength warm-starts from the one before).
 MAX_ITER = 200
 SPLITS = ("train", "val", "test")
-#: The accuracy the issue asks of every attribute.
+#: The balanced test accuracy asked of every attribute (of every member of a pooled one).
 THRESHOLD = 0.95
 EMPTY = "empty"
 
@@ -172,15 +177,16 @@ def probe(
     threads: int | None = 1,
 ) -> dict[str, dict]:
     """A linear classifier per attribute on frozen features: trained on ``train``, its L2
-    strength and feature scaling picked on ``val`` (best accuracy; ties go to the stronger
-    strength, then to the earlier scaling), scored on ``test``.
+    strength and feature scaling picked on ``val`` (best balanced accuracy; ties go to the
+    stronger strength, then to the earlier scaling), scored on ``test``.
 
     ``features_by_split[s]`` is (N_s, D), row i for image ``ids_by_split[s][i]``; ``labels``
     is attribute -> image id -> label (images without a label are left out of that task).
     ``scalings`` (see ``SCALINGS``) use the train split's statistics only. Returns attribute
     -> ``test_accuracy``, ``majority_baseline`` (the train split's most frequent label, on
     test), ``n_classes`` (labels seen in any split), ``balanced_accuracy`` (mean per-class
-    recall on test), ``val_accuracy``, ``l2`` and ``scaling`` (those chosen), ``classes`` and
+    recall on test, the measure a task passes by), ``val_accuracy`` and ``val_balanced`` (of
+    the choice), ``l2`` and ``scaling`` (those chosen), ``classes`` and
     the example counts ``n_train``, ``n_val``, ``n_test``; a task with no train or no test
     image has None for the accuracies.
 
@@ -200,13 +206,8 @@ def probe(
     unknown = [s for s in scalings if s not in SCALINGS]
     if unknown or not scalings:
         raise ValueError(f"scalings {list(scalings)}: use one or more of {', '.join(SCALINGS)}")
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _probe(features_by_split, ids_by_split, labels, l2_grid, max_iter, scalings)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _probe(features_by_split, ids_by_split, labels, l2_grid, max_iter, scalings):
@@ -267,7 +268,7 @@ def _task(ids_by_split, by_image) -> tuple[dict, dict | None]:
         ys[split] = [str(by_image[ids[i]]) for i in rows[split]]
     result = {"test_accuracy": None, "majority_baseline": None,
               "n_classes": len({y for s in SPLITS for y in ys[s]}), "balanced_accuracy": None,
-              "val_accuracy": None, "l2": None, "scaling": None,
+              "val_accuracy": None, "val_balanced": None, "l2": None, "scaling": None,
               "classes": sorted(set(ys["train"])),
               **{f"n_{s}": len(rows[s]) for s in SPLITS}}  # fmt: skip
     if not rows["train"] or not rows["test"]:
@@ -285,30 +286,33 @@ def _task(ids_by_split, by_image) -> tuple[dict, dict | None]:
 
 def _fit_group(xs: dict[str, dict], tasks: list[dict], l2_grid, max_iter) -> None:
     """Fit every task of a group (same images) for each scaling (``xs``: scaling -> split ->
-    features) at each L2 strength, keep each task's best on val, and score it on test (in
-    ``task["result"]``)."""
+    features) at each L2 strength, keep each task's best on val (balanced accuracy), and
+    score it on test (in ``task["result"]``)."""
     fitted = [t for t in tasks if t["k"] > 1]
-    best = {}  # task -> val accuracy, l2, scaling, test predictions
+    best = {}  # task -> val balanced accuracy, l2, scaling, val and test predictions
     for t in tasks:
-        best[id(t)] = (-1.0, None, None, None)
+        best[id(t)] = (-1.0, None, None, None, None)
         if t["k"] == 1:  # one class in train: always it
-            best[id(t)] = (_accuracy(torch.zeros_like(t["y"]["val"]), t["y"]["val"]), None,
-                           None, torch.zeros_like(t["y"]["test"]))  # fmt: skip
+            always = torch.zeros_like(t["y"]["val"])
+            best[id(t)] = (_balanced(always, t["y"]["val"]), None, None, always,
+                           torch.zeros_like(t["y"]["test"]))  # fmt: skip
     for scaling, x in xs.items():
         start = None
         for l2 in sorted(l2_grid, reverse=True) if fitted else ():  # strongest first: warm starts
             start = _fit(x["train"], [t["y"]["train"] for t in fitted], l2, max_iter, start)
             for t, (w, b) in zip(fitted, _split(start, fitted), strict=True):
-                val = _accuracy((x["val"] @ w + b).argmax(1), t["y"]["val"])
+                on_val = (x["val"] @ w + b).argmax(1)
+                val = _balanced(on_val, t["y"]["val"])
                 if val > best[id(t)][0]:  # ties keep the stronger strength, earlier scaling
-                    best[id(t)] = (val, l2, scaling, (x["test"] @ w + b).argmax(1))
+                    best[id(t)] = (val, l2, scaling, on_val, (x["test"] @ w + b).argmax(1))
     for t in tasks:
-        val, l2, scaling, predicted = best[id(t)]
-        truth = t["y"]["test"]
+        val, l2, scaling, on_val, predicted = best[id(t)]
+        truth, has_val = t["y"]["test"], len(t["y"]["val"]) > 0
         t["result"] = {
             "test_accuracy": _accuracy(predicted, truth),
             "balanced_accuracy": _balanced(predicted, truth),
-            "val_accuracy": val if len(t["y"]["val"]) else None,
+            "val_accuracy": _accuracy(on_val, t["y"]["val"]) if has_val else None,
+            "val_balanced": val if has_val else None,
             "l2": l2,
             "scaling": scaling,
         }
@@ -368,6 +372,9 @@ def _accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
 
 
 def _balanced(predicted: torch.Tensor, truth: torch.Tensor) -> float:
+    """Mean recall over the classes present in ``truth`` (0.0 when there is none)."""
+    if len(truth) == 0:
+        return 0.0
     recalls = [float((predicted[truth == c] == c).double().mean()) for c in truth.unique()]
     return float(np.mean(recalls))
 
@@ -379,9 +386,10 @@ def family(attribute: str) -> str:
 
 
 def summarise(results: Mapping[str, dict], threshold: float = THRESHOLD) -> dict[str, dict]:
-    """family -> its members' mean and minimum test accuracy (the worst member named), mean
-    majority baseline and balanced accuracy, the most classes, and ``passed``: whether every
-    member scored at least ``threshold`` (None when no member could be scored)."""
+    """family -> its members' mean and minimum balanced test accuracy (the worst member
+    named), mean plain test accuracy and majority baseline, the most classes, and
+    ``passed``: whether every member's balanced accuracy is at least ``threshold`` (None when
+    no member could be scored)."""
     out: dict[str, dict] = {}
     for attribute, r in results.items():
         out.setdefault(family(attribute), {"members": []})["members"].append((attribute, r))
@@ -390,34 +398,34 @@ def summarise(results: Mapping[str, dict], threshold: float = THRESHOLD) -> dict
         entry["tasks"] = len(scored)
         entry["n_classes"] = max((r["n_classes"] for _, r in scored), default=0)
         if not scored:
-            entry.update(test_accuracy_mean=None, test_accuracy_min=None, worst=None,
-                         majority_mean=None, balanced_mean=None, n_test=0, passed=None,
+            entry.update(test_accuracy_mean=None, majority_mean=None, balanced_mean=None,
+                         balanced_min=None, worst=None, n_test=0, passed=None,
                          failing=[])  # fmt: skip
             continue
-        worst, worst_r = min(scored, key=lambda ar: ar[1]["test_accuracy"])
+        worst, worst_r = min(scored, key=lambda ar: ar[1]["balanced_accuracy"])
         entry.update(
             test_accuracy_mean=float(np.mean([r["test_accuracy"] for _, r in scored])),
-            test_accuracy_min=worst_r["test_accuracy"],
-            worst=worst,
             majority_mean=float(np.mean([r["majority_baseline"] for _, r in scored])),
             balanced_mean=float(np.mean([r["balanced_accuracy"] for _, r in scored])),
+            balanced_min=worst_r["balanced_accuracy"],
+            worst=worst,
             n_test=int(np.mean([r["n_test"] for _, r in scored])),
-            passed=worst_r["test_accuracy"] >= threshold,
-            failing=[a for a, r in scored if r["test_accuracy"] < threshold],
+            passed=worst_r["balanced_accuracy"] >= threshold,
+            failing=[a for a, r in scored if r["balanced_accuracy"] < threshold],
         )
     return out
 
 
 def format_table(results: Mapping[str, dict], threshold: float = THRESHOLD) -> str:
     """One line per attribute family: tasks, classes, test images, majority baseline, mean
-    and worst test accuracy, balanced accuracy, PASS/FAIL (worst member against
-    ``threshold``); then the failing members of pooled families."""
+    plain test accuracy, mean and worst balanced accuracy, PASS/FAIL (the worst member's
+    balanced accuracy against ``threshold``); then the failing members of pooled families."""
 
     def pct(v):
         return "   n/a" if v is None else f"{100 * v:5.1f}%"
 
     head = (f"{'attribute':<16} {'tasks':>5} {'classes':>7} {'n_test':>6} {'majority':>8} "
-            f"{'test acc':>8} {'min':>6} {'bal.acc':>7}  {'>=' + format(threshold, '.0%'):<6}"
+            f"{'test acc':>8} {'bal.acc':>7} {'min bal':>7}  {'>=' + format(threshold, '.0%'):<6}"
             "  worst member")  # fmt: skip
     lines = [head, "-" * len(head)]
     summary = summarise(results, threshold)
@@ -427,20 +435,21 @@ def format_table(results: Mapping[str, dict], threshold: float = THRESHOLD) -> s
         lines.append(
             f"{name:<16} {s['tasks']:>5} {s['n_classes']:>7} {s['n_test']:>6} "
             f"{pct(s['majority_mean']):>8} {pct(s['test_accuracy_mean']):>8} "
-            f"{pct(s['test_accuracy_min']):>6} {pct(s['balanced_mean']):>7}  {verdict:<6}  {worst}"
+            f"{pct(s['balanced_mean']):>7} {pct(s['balanced_min']):>7}  {verdict:<6}  {worst}"
         )
     failing = [(a, results[a]) for s in summary.values() if s["tasks"] > 1 for a in s["failing"]]
     if failing:
         lines.append("")
-        lines.append(f"members below {threshold:.0%} (test acc / majority):")
+        lines.append(f"members below {threshold:.0%} balanced (balanced / plain / majority):")
         for a, r in failing:
             lines.append(
-                f"  {a:<28} {pct(r['test_accuracy'])} / {pct(r['majority_baseline'])}"
-                f"  (n_test {r['n_test']})"
+                f"  {a:<28} {pct(r['balanced_accuracy'])} / {pct(r['test_accuracy'])} / "
+                f"{pct(r['majority_baseline'])}  (n_test {r['n_test']})"
             )
     passed = [s["passed"] for s in summary.values() if s["passed"] is not None]
     lines.append("")
     lines.append(
-        f"{sum(passed)} of {len(passed)} attributes at or above {threshold:.0%} on every member"
+        f"{sum(passed)} of {len(passed)} attributes at or above {threshold:.0%} balanced "
+        "accuracy on every member"
     )
     return "\n".join(lines)

@@ -222,24 +222,50 @@ def test_probe_restores_torch_threads():
     assert torch.get_num_threads() == before
 
 
-def test_summary_and_table_pool_members():
-    def r(acc, majority=0.5):
-        return {"test_accuracy": acc, "majority_baseline": majority, "balanced_accuracy": acc,
-                "n_classes": 2, "n_test": 10}  # fmt: skip
+def test_summary_and_table_pool_members_and_pass_by_balanced_accuracy():
+    def r(acc, majority=0.5, balanced=None):
+        return {"test_accuracy": acc, "majority_baseline": majority, "n_classes": 2,
+                "balanced_accuracy": acc if balanced is None else balanced, "n_test": 10}  # fmt: skip
 
-    results = {"count": r(0.97), "cell/r0c0": r(1.0), "cell/r0c1": r(0.9), "none/x": {
-        **r(None), "test_accuracy": None, "majority_baseline": None, "balanced_accuracy": None}}  # fmt: skip
+    results = {"count": r(0.97), "cell/r0c0": r(1.0), "cell/r0c1": r(0.9),
+               "rare/a": r(0.97, majority=0.96, balanced=0.6), "rare/b": r(0.99),
+               "none/x": {**r(None), "majority_baseline": None, "balanced_accuracy": None}}  # fmt: skip
     assert family("cell/r0c1") == "cell" and family("count") == "count"
     s = summarise(results)
     assert s["count"]["passed"] is True
-    assert s["cell"]["test_accuracy_mean"] == pytest.approx(0.95)
-    assert (s["cell"]["test_accuracy_min"], s["cell"]["worst"]) == (0.9, "cell/r0c1")
+    assert s["cell"]["balanced_mean"] == pytest.approx(0.95)
+    assert (s["cell"]["balanced_min"], s["cell"]["worst"]) == (0.9, "cell/r0c1")
     assert s["cell"]["passed"] is False and s["cell"]["failing"] == ["cell/r0c1"]
+    # 97% plain accuracy against a 96% majority is a probe that says "no": it fails
+    assert s["rare"]["test_accuracy_mean"] == pytest.approx(0.98)
+    assert s["rare"]["passed"] is False and s["rare"]["failing"] == ["rare/a"]
     assert s["none"]["passed"] is None
     table = format_table(results)
     lines = {line.split()[0]: line for line in table.splitlines() if line.strip()}
     assert "PASS" in lines["count"] and "FAIL" in lines["cell"] and "n/a" in lines["none"]
-    assert "cell/r0c1" in table and "1 of 2 attributes" in table
+    assert "FAIL" in lines["rare"] and "60.0% /  97.0% /  96.0%" in lines["rare/a"]
+    assert "cell/r0c1" in table and "1 of 3 attributes" in table
+
+
+def test_strength_is_chosen_by_balanced_accuracy_on_val():
+    """A rare label (8% "yes") that a noisy signal predicts: on val, the strongest penalties
+    always say "no" (92% plain accuracy, 50% balanced); the weaker ones find some of the rare
+    class but lose plain accuracy doing so. The choice is by balanced accuracy: a strength
+    that finds the rare class, which the plain-accuracy choice would not have kept."""
+    features, ids, _ = synthetic(dim=10, seed=2, sizes={"train": 400, "val": 200, "test": 200})
+    gen = torch.Generator().manual_seed(5)
+    rare = {}
+    for split in ids:
+        signal = features[split][:, 0] / 0.5 + torch.randn(len(ids[split]), generator=gen)
+        cut = torch.quantile(signal, 0.92)
+        rare.update(
+            {i: "yes" if v > cut else "no" for i, v in zip(ids[split], signal, strict=True)}
+        )
+    always_no = probe(features, ids, {"rare": rare}, l2_grid=(10.0,), scalings=("standard",))
+    assert always_no["rare"]["val_balanced"] == 0.5 and always_no["rare"]["val_accuracy"] == 0.92
+    r = probe(features, ids, {"rare": rare}, scalings=("standard",))["rare"]
+    assert r["l2"] < 1.0 and r["val_balanced"] > 0.51
+    assert r["val_accuracy"] <= always_no["rare"]["val_accuracy"]
 
 
 # --------------------------------------------------------------------------- the command
