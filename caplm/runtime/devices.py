@@ -20,6 +20,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from caplm import available_cores
+from caplm.io import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def claim_device(device_ids: list[str], lock_dir: Path | None = None, poll_s: fl
     waited = False
     while True:
         for index, device in enumerate(device_ids):
-            lock = FileLock(str(lock_dir / f"{_safe(device)}.lock"))
+            lock = FileLock(str(lock_dir / f"{safe_name(device)}.lock"))
             try:
                 lock.acquire(timeout=0)
             except Timeout:
@@ -108,10 +109,6 @@ def resolve_precision(trainer_cfg: dict) -> dict:
     if gpu and not bf16:
         log.info("this GPU has no bfloat16: training in float32 (trainer.precision=32-true)")
     return {**trainer_cfg, "precision": "bf16-mixed" if bf16 else "32-true"}
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def job_threads(threads: int | None, launcher, cores: int | None = None) -> int | None:
