@@ -14,8 +14,8 @@ TORCH_VERSION ?= $(shell sed -n 's/^torch==//p' $(LOCK))
 export WANDB_MODE ?= offline
 export HYDRA_FULL_ERROR ?= 1
 
-# `make sweep`: the paper grid on the embedded default with small settings, two jobs at a time
-# on one thread each (15 min on 2 cores; 23 min one at a time, with the same results).
+# `make sweep`: the paper grid on the embedded default with small settings, a job per core at a
+# time on one thread each (15 min on 2 cores; 23 min one at a time, with the same results).
 SWEEP_ARGS ?= hydra/launcher=parallel data.shapes.num_train=300 eval.lm_samples=50 trainer.enable_progress_bar=false
 
 .PHONY: help install lock run test test-all lint format bench bench-scale probe sweep report corpora clean clean-runs

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 
 import lightning as L
 import torch
@@ -21,7 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from caplm import CONF_DIR, PROJECT_ROOT, data_dir
+from caplm import CONF_DIR, PROJECT_ROOT, available_cores, data_dir
 from caplm.data.corpora import CORPUS_KEYS, SOURCE_KEYS, SOURCES
 from caplm.data.encoders import ENCODER_KEYS, ENCODERS, OWN_KEYS
 from caplm.data.readers import DATA_KEYS, EMPTY_CAPTIONS, FORMAT_KEYS, FORMATS
@@ -122,12 +123,20 @@ def num_gpus() -> int:
     return max(1, torch.cuda.device_count())
 
 
+def cpu_jobs(gib_per_job: float) -> int:
+    """Jobs to run side by side on this machine's CPUs: one per core this process may use,
+    and no more than its memory holds at ``gib_per_job`` GiB each (at least 1)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return max(1, min(available_cores(), int(memory // float(gib_per_job))))
+
+
 def register_resolvers() -> None:
     for name, fn in {
         "caplm_root": lambda: str(PROJECT_ROOT),
         "caplm_data_dir": lambda: str(data_dir()),
         "job_dirname": job_dirname,
         "num_gpus": num_gpus,
+        "cpu_jobs": cpu_jobs,
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from caplm import CONF_DIR
-from caplm.runtime import devices
+from caplm.runtime import config, devices
 
 
 @pytest.fixture(autouse=True)
@@ -120,6 +120,24 @@ def test_the_parallel_launcher_config_gives_each_job_its_share():
         cfg = compose("train", overrides=["hydra/launcher=parallel"], return_hydra_config=True)
     GlobalHydra.instance().clear()
     assert devices.job_threads(None, cfg.hydra.launcher, cores=8) == 8 // cfg.hydra.launcher.n_jobs
+
+
+@pytest.mark.parametrize(
+    ("cores", "memory_gib", "expected"),
+    [(2, 24, 2), (16, 128, 16), (64, 64, 32), (4, 1, 1)],  # by cores, then by memory; never 0
+)
+def test_the_parallel_launcher_runs_a_job_per_core_as_far_as_memory_holds(
+    monkeypatch, cores, memory_gib, expected
+):
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": memory_gib * 2**30 // 4096}
+    monkeypatch.setattr(config.os, "sysconf", pages.__getitem__)
+    monkeypatch.setattr(config, "available_cores", lambda: cores)
+    assert config.cpu_jobs(2) == expected
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=parallel"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert cfg.hydra.launcher.n_jobs == expected
 
 
 @pytest.mark.parametrize(
