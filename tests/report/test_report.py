@@ -11,6 +11,7 @@ from scipy import stats
 from caplm.report import collect, correlations, latest_sweep, main, scan, summarize
 from caplm.report import markdown as report_markdown
 from caplm.report import sweep as report_sweep
+from caplm.report.summary import spearman_test
 from caplm.results import RESULTS_FILE, metric_key, pplx_key
 
 CIDER, METEOR, LM_PPLX = metric_key("CIDEr"), metric_key("METEOR"), pplx_key("lm", "captest")
@@ -173,7 +174,12 @@ def test_correlations_equal_scipy_on_cell_means(sweeps):
     for mode in ("init", "frozen"):
         runs = df[df.transfer == mode]
         means = runs.groupby(["corpus", "size_exponent"])[[LM_PPLX, CIDER]].mean()
-        rho, rho_p = stats.spearmanr(means[LM_PPLX], means[CIDER])
+        rho = stats.spearmanr(means[LM_PPLX], means[CIDER])[0]
+        rho_p = stats.permutation_test(  # every pairing of the 4 LMs: the exact p
+            (means[LM_PPLX].to_numpy(),),
+            lambda a, cider=means[CIDER]: stats.spearmanr(a, cider)[0],
+            permutation_type="pairings",
+        ).pvalue
         tau, tau_p = stats.kendalltau(means[LM_PPLX], means[CIDER])
         got = corr.loc[mode]
         assert got["n"] == 4
@@ -182,10 +188,11 @@ def test_correlations_equal_scipy_on_cell_means(sweeps):
         )
         assert got["kendall_tau"] == pytest.approx(tau) and got["kendall_p"] == pytest.approx(tau_p)
     # frozen: sotu e=-1 (worse LM) beats sotu e=0, so the ranks disagree; n = 4 is too few
-    # for Kendall to reach p < 0.05 even where the ranks agree (init).
+    # for either test to reach p < 0.05 even where the ranks agree (init): 2 of the 24
+    # pairings are as extreme as rho = -1.
     assert corr.loc["init", "spearman_rho"] == pytest.approx(-1.0)
-    said = corr.loc["init", "verdict"]
-    assert "no firm correlation: Spearman's test is significant at 0.05 but Kendall's" in said
+    assert corr.loc["init", "spearman_p"] == pytest.approx(2 / 24)
+    assert "no significant correlation" in corr.loc["init", "verdict"]
     assert corr.loc["frozen", "spearman_rho"] == pytest.approx(-0.8)
 
 
@@ -206,8 +213,25 @@ def test_perfectly_anticorrelated_lms_did_transfer_better():
     assert row["n"] == 6
     assert row["spearman_rho"] == pytest.approx(-1.0) and row["kendall_tau"] == pytest.approx(-1.0)
     assert row["kendall_p"] < 0.05
-    assert row["verdict"].startswith("frozen: Spearman rho = -1.00 (p < 0.001), Kendall tau")
+    assert row["spearman_p"] == pytest.approx(2 / 720)  # 2 of the 6! pairings as extreme
+    assert row["verdict"].startswith("frozen: Spearman rho = -1.00 (p = 0.003), Kendall tau")
     assert row["verdict"].endswith("better LMs did transfer better")
+
+
+@pytest.mark.parametrize("n", [3, 5, 12])
+def test_spearman_p_is_a_permutation_p_not_the_t_approximation(n):
+    x = np.arange(n, dtype=float)
+    y = -x + np.random.default_rng(n).normal(0, n / 4, n)
+    rho, p = spearman_test(x, y)
+    assert rho == pytest.approx(stats.spearmanr(x, y)[0])
+    exact = stats.permutation_test(
+        (y,), lambda a: stats.spearmanr(x, a)[0], permutation_type="pairings",
+        n_resamples=10**6 if n <= 8 else 20000, random_state=0,
+    ).pvalue  # fmt: skip
+    assert p == pytest.approx(exact, abs=0 if n <= 8 else 0.01)
+    if n == 3:  # a perfect order of 3 points: 2 of 6 pairings are as extreme
+        assert spearman_test(x, -x) == (pytest.approx(-1.0), pytest.approx(1 / 3))
+        assert stats.spearmanr(x, -x)[1] < 0.001  # scipy's t approximation claims much more
 
 
 def test_significant_positive_correlation_says_better_lms_transferred_worse():
@@ -226,7 +250,7 @@ def test_main_writes_tables_plots_and_report(sweeps, capsys):
     out = sweeps / "report"
     printed = capsys.readouterr().out
     assert str(out / "report.md") in printed
-    assert "init: Spearman rho = -1.00 (p < 0.001), Kendall tau = -1.00 (p = 0.08)" in printed
+    assert "init: Spearman rho = -1.00 (p = 0.08), Kendall tau = -1.00 (p = 0.08)" in printed
 
     assert len(pd.read_csv(out / "results.csv")) == 20
     assert len(pd.read_csv(out / "summary.csv")) == 10
