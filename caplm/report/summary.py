@@ -4,6 +4,7 @@ rank correlation of LM perplexity with caption quality (does a better LM transfe
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pandas as pd
@@ -103,7 +104,10 @@ def _verdict(label: str, metric: str, row: dict) -> str:
         f"bootstrap interval [{row['spearman_lo']:+.2f}, {row['spearman_hi']:+.2f}]"
     )
     rho_sig, tau_sig = row["spearman_p"] < ALPHA, row["kendall_p"] < ALPHA
-    if not (rho_sig or tau_sig):
+    if 2 / math.factorial(n) >= ALPHA:  # a perfect order is 2 of the n! pairings
+        said = (f"too few LMs for a significant rank correlation: with {n} the smallest "
+                f"two-sided p is 2/{n}! = {2 / math.factorial(n):.2f}")  # fmt: skip
+    elif not (rho_sig or tau_sig):
         said = "no significant correlation: lower LM perplexity did not significantly go"
         said += f" with higher {metric}"
     elif rho_sig != tau_sig:
