@@ -55,7 +55,7 @@ LM_COLUMNS = (
     ("captest median", pplx_key("lm", "captest", stat="median")),
     ("captest mean", pplx_key("lm", "captest", stat="mean")),
     ("OOV types", coverage_key("lm", "captest", "oov_type_rate")),
-    ("OOV tokens", coverage_key("lm", "captest", "oov_token_rate")),
+    ("OOV tokens", LM_OOV_TOKENS := coverage_key("lm", "captest", "oov_token_rate")),
     ("LM vocab", lm_key("vocab_size")),
     ("epochs", lm_key("epochs")),
     ("at cap", LM_AT_CAP := lm_key("stopped_at_cap")),

@@ -16,6 +16,7 @@ from caplm.report.columns import (
     KEY_COLUMNS,
     LM_AT_CAP,
     LM_COLUMNS,
+    LM_OOV_TOKENS,
     LM_PPLX,
 )
 from caplm.report.gallery import IMAGES, write_galleries
@@ -168,7 +169,7 @@ def _report_md(
         "",
         f"## Does transfer help? ({HEADLINE_METRIC} of each cell minus no transfer's)",
         "",
-        *_effects_md(effects),
+        *_effects_md(effects, cells),
         "",
         f"## Which transfer method helps most? (ranked by {HEADLINE_METRIC} gain over no transfer)",
         "",
@@ -312,27 +313,45 @@ def _summary_md(cells: pd.DataFrame) -> str:
     return fixed + markdown_table(table)
 
 
-def _effects_md(effects: pd.DataFrame) -> list[str]:
-    """The effect of each transfer cell against no transfer, with its interval."""
+def _effects_md(effects: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+    """The effect of each transfer cell against no transfer, with its interval, and the share
+    of the test captions' words its LM lacks (which a transferred generator cannot say)."""
     if effects.empty:
         return ["- no complete no-transfer job to compare with (transfer=none)"]
-    keys, fixed = _varying(effects, [c for c in CELL if c in effects])
+    cell = [c for c in CELL if c in effects]
+    keys, fixed = _varying(effects, cell)
     table = effects[[*keys, "n"]].copy()
     table[f"Δ {HEADLINE_METRIC} [95% CI]"] = [
         _effect(m, lo, hi)
         for m, lo, hi in zip(effects["effect"], effects["effect_lo"], effects["effect_hi"],
                              strict=True)
     ]  # fmt: skip
+    lacks = f"{LM_OOV_TOKENS}.mean"
+    said = ""
+    if lacks in cells:
+        shares = effects[cell].merge(cells[[*cell, lacks]], on=cell, how="left")[lacks]
+        table[LACKS] = [_share(v) for v in shares]
+        said = (f" *{LACKS.capitalize()}*: the share of the test captions' words that the "
+                "cell's LM vocabulary lacks; the generator's vocabulary is the captions' intersected "
+                "with the LM's (the study's design), so a transferred generator cannot say "
+                "them.")  # fmt: skip
     above, below = int((effects["effect_lo"] > 0).sum()), int((effects["effect_hi"] < 0).sum())
     return [
         "Mean over seeds of the cell's metric minus the no-transfer job's of the same data and "
         "seed (paired), with a 95% bootstrap interval over seeds (none for one seed). "
         f"**{above} of {len(effects)} cells beat no transfer, {below} did worse** (interval "
-        "above / below 0); the rest are within the seed-to-seed spread. All: "
-        "[transfer_effects.csv](transfer_effects.csv).",
+        "above / below 0); the rest are within the seed-to-seed spread."
+        f"{said} All: [transfer_effects.csv](transfer_effects.csv).",
         "",
         fixed + markdown_table(table),
     ]
+
+
+LACKS = "words the LM lacks"
+
+
+def _share(v: float) -> str:
+    return "" if pd.isna(v) else f"{v:.1%}"
 
 
 def _ranking_md(ranking: pd.DataFrame) -> list[str]:

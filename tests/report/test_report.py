@@ -12,7 +12,7 @@ from caplm.report import collect, correlations, latest_sweep, main, scan, summar
 from caplm.report import markdown as report_markdown
 from caplm.report import sweep as report_sweep
 from caplm.report.summary import spearman_test
-from caplm.results import RESULTS_FILE, metric_key, pplx_key
+from caplm.results import RESULTS_FILE, coverage_key, metric_key, pplx_key
 
 CIDER, METEOR, LM_PPLX = metric_key("CIDEr"), metric_key("METEOR"), pplx_key("lm", "captest")
 
@@ -26,6 +26,7 @@ LMS = {
     ("sotu", 0.0): (310.0, 0.38, 0.30),
 }
 CONTROLS = {"none": 0.451, "random_frozen": 0.341}
+OOV = {"captions": 0.0, "sotu": 0.125}  # test-caption tokens outside the LM's vocabulary
 
 
 def jitter(seed: int) -> float:
@@ -60,6 +61,7 @@ def fake_results(corpus, transfer, e, seed, experiment="transfer", status="compl
         "capgen/vocab_size": 2100,
         "capgen/epochs": 9,
         "capgen/train_time_s": 200.0,
+        coverage_key("lm", "captest", "oov_token_rate"): OOV.get(corpus) if has_lm else None,
     }
     for kind in ("plain", "corrected"):
         for stat in ("mean", "median", "geomean"):
@@ -277,6 +279,10 @@ def test_main_writes_tables_plots_and_report(sweeps, capsys):
     assert "## Does transfer help?" in md and "[transfer_effects.csv](transfer_effects.csv)" in md
     effects = pd.read_csv(out / "transfer_effects.csv")
     assert len(effects) == 9 and set(effects["transfer"]) == {"init", "frozen", "random_frozen"}
+    assert "| Δ CIDEr [95% CI] | words the LM lacks |" in md
+    assert "| sotu | frozen | -1 | 2 | -0.091 [-0.091, -0.091] | 12.5% |" in md
+    assert "| captions | init | 0 | 2 | +0.029 [+0.029, +0.029] | 0.0% |" in md
+    assert "| none | random_frozen |  | 2 | -0.110 [-0.110, -0.110] |  |" in md
     assert "rho's 95% bootstrap interval [" in md
 
 
