@@ -331,7 +331,7 @@ def _effects_md(effects: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     if lacks in cells:
         shares = effects[cell].merge(cells[[*cell, lacks]], on=cell, how="left")[lacks]
         table[LACKS] = [_share(v) for v in shares]
-        said = (f" *{LACKS.capitalize()}*: the share of the test captions' words that the "
+        said = (f" *{LACKS[0].upper() + LACKS[1:]}*: the share of the test captions' words that the "
                 "cell's LM vocabulary lacks; the generator's vocabulary is the captions' intersected "
                 "with the LM's (the study's design), so a transferred generator cannot say "
                 "them.")  # fmt: skip
