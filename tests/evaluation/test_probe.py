@@ -16,6 +16,7 @@ from caplm.data.shapes.config import COLOURS, SHAPES
 from caplm.evaluation.probe import (
     EMPTY,
     attribute_labels,
+    balanced_interval,
     family,
     format_table,
     probe,
@@ -227,8 +228,10 @@ def test_summary_and_table_pool_members_and_pass_by_balanced_accuracy():
         return {"test_accuracy": acc, "majority_baseline": majority, "n_classes": 2,
                 "balanced_accuracy": acc if balanced is None else balanced, "n_test": 10}  # fmt: skip
 
-    results = {"count": r(0.97), "cell/r0c0": r(1.0), "cell/r0c1": r(0.9),
-               "rare/a": r(0.97, majority=0.96, balanced=0.6), "rare/b": r(0.99),
+    results = {"count": r(0.97), "cell/r0c0": r(1.0),
+               "cell/r0c1": {**r(0.9), "balanced_lo": 0.8, "balanced_hi": 0.97},
+               "rare/a": {**r(0.97, majority=0.96, balanced=0.6), "balanced_lo": 0.5,
+                          "balanced_hi": 0.7}, "rare/b": r(0.99),
                "none/x": {**r(None), "majority_baseline": None, "balanced_accuracy": None}}  # fmt: skip
     assert family("cell/r0c1") == "cell" and family("count") == "count"
     s = summarise(results)
@@ -243,8 +246,31 @@ def test_summary_and_table_pool_members_and_pass_by_balanced_accuracy():
     table = format_table(results)
     lines = {line.split()[0]: line for line in table.splitlines() if line.strip()}
     assert "PASS" in lines["count"] and "FAIL" in lines["cell"] and "n/a" in lines["none"]
-    assert "FAIL" in lines["rare"] and "60.0% /  97.0% /  96.0%" in lines["rare/a"]
-    assert "cell/r0c1" in table and "1 of 3 attributes" in table
+    assert "FAIL" in lines["rare"] and "60.0% [50.0%, 70.0%] /  97.0% /  96.0%" in lines["rare/a"]
+    assert "90.0% [80.0%, 97.0%] /  90.0%" in lines["cell/r0c1"]
+    # cell's failure is within its interval; rare's is not
+    assert s["cell"]["surely_failing"] == [] and s["rare"]["surely_failing"] == ["rare/a"]
+    assert "1 of 3 attributes at or above 95% balanced accuracy on every member; 1 with a " in table
+    assert "wholly below it: rare (the others' failures may be" in table
+
+
+def test_balanced_interval_holds_the_estimate_and_narrows_with_more_test_images():
+    rng, widths = np.random.default_rng(0), []
+    for n, positives in ((200, 8), (2000, 80)):
+        truth = torch.zeros(n, dtype=torch.long)
+        truth[:positives] = 1
+        predicted = truth.clone()
+        predicted[: positives // 8] = 0  # one positive in 8 missed
+        false = rng.choice(np.arange(positives, n), n // 100, replace=False)
+        predicted[torch.as_tensor(false)] = 1  # and 1% of the images called positive
+        balanced = (7 / 8 + 1 - len(false) / (n - positives)) / 2
+        lo, hi = balanced_interval(predicted, truth)
+        assert lo < balanced < hi
+        widths.append(hi - lo)
+    assert widths[0] > 2 * widths[1]  # 8 positives: the interval spans many points
+    assert widths[0] > 0.1
+    same = torch.ones(50, dtype=torch.long)
+    assert balanced_interval(same, same) == (1.0, 1.0)
 
 
 def test_strength_is_chosen_by_balanced_accuracy_on_val():
