@@ -41,7 +41,7 @@ from caplm.models.transfer.modes import (
     method_problems,
     mode_keys,
 )
-from caplm.runtime.training import FIT_KEYS
+from caplm.runtime.training import FIT_KEYS, MONITOR, MONITORS
 
 #: Folder names stay under the 255 bytes of common file systems.
 MAX_DIRNAME = 240
@@ -301,6 +301,10 @@ def _check_fit(where: str, fit, p: Problems) -> None:
         "early_stopping": (lambda v: isinstance(v, bool), "true or false"),
         "patience": (lambda v: v is None or _int(v), "null or an integer >= 0"),
         "gradient_clip_val": (lambda v: v is None or (_number(v) and v > 0), "null or > 0"),
+        "monitor": (
+            lambda v: v in MONITORS and not (where == "lm.fit" and v != MONITOR),
+            "val/loss" if where == "lm.fit" else f"one of {', '.join(MONITORS)}",
+        ),
     }
     for key, (ok, must) in checks.items():
         if key in fit:

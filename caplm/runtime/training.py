@@ -25,6 +25,10 @@ from caplm.runtime.loggers import continue_curves
 log = logging.getLogger(__name__)
 
 MONITOR = "val/loss"
+#: What a fit may select its checkpoint and stop early by (``fit.monitor``, an opt-in key:
+#: val/loss when absent, as the study), and which way is better. ``val/BLEU-4`` is the
+#: generator's greedy BLEU-4 on up to 200 val images (``ValidationBLEU``); an LM has none.
+MONITORS = {"val/loss": "min", "val/BLEU-4": "max"}
 
 
 class RNGState(Callback):
@@ -112,6 +116,7 @@ FIT_KEYS = (
     "early_stopping",
     "patience",
     "gradient_clip_val",
+    "monitor",
 )
 
 
@@ -124,7 +129,9 @@ def make_trainer(
 ) -> tuple[L.Trainer, EpochHistory]:
     """A Trainer with checkpointing, for the ``fit`` settings of the LM or the generator:
     ``max_epochs``, ``gradient_clip_val``, and early stopping on validation loss with
-    ``patience`` (none when ``patience`` is null or ``early_stopping`` is false)."""
+    ``patience`` (none when ``patience`` is null or ``early_stopping`` is false); the best
+    checkpoint and the stopping go by ``monitor`` (``MONITORS``; val/loss when absent)."""
+    monitor = fit_cfg.get("monitor", MONITOR)
     patience = fit_cfg.get("patience")
     if not fit_cfg.get("early_stopping", True):
         patience = None
@@ -133,15 +140,17 @@ def make_trainer(
         ModelCheckpoint(
             dirpath=ckpt_dir,
             filename="best",
-            monitor=MONITOR,
-            mode="min",
+            monitor=monitor,
+            mode=MONITORS[monitor],
             save_last=True,
             save_top_k=1,
             enable_version_counter=False,
         ),
     ]
     stopping = (
-        [EarlyStopping(MONITOR, patience=patience, mode="min")] if patience is not None else []
+        [EarlyStopping(monitor, patience=patience, mode=MONITORS[monitor])]
+        if patience is not None
+        else []
     )
     kwargs = to_dict(trainer_cfg)
     kwargs = pin_trainer_devices(kwargs)  # one GPU per parallel job (no-op on the CPU)

@@ -60,6 +60,11 @@ def test_unknown_keys_of_every_group(make_cfg, override, expected):
         ("corpus.max_size_exponent=x", "corpus.max_size_exponent: is 'x'; must be a number"),
         ("lm.fit.max_epochs=-1", "lm.fit.max_epochs: is -1; must be an integer >= 0"),
         ("model.fit.patience=-2", "model.fit.patience: is -2"),
+        (
+            "+model.fit.monitor=val/bleu",
+            "model.fit.monitor: is 'val/bleu'; must be one of val/loss",
+        ),
+        ("+lm.fit.monitor=val/BLEU-4", "lm.fit.monitor: is 'val/BLEU-4'; must be val/loss"),
         ("transfer.mode=frozn", "transfer.mode='frozn' is unknown"),
         ("transfer.parts=[embedding,rnnn]", "transfer.parts has ['rnnn']"),
         ("transfer.vocab_policy=both", "transfer.vocab_policy='both' is unknown"),

@@ -34,6 +34,17 @@ def test_fit_settings_reach_the_trainer(make_cfg, tmp_path):
     assert stoppers(null_patience) == []
 
 
+def test_fit_monitor_picks_what_the_checkpoint_and_the_stopping_go_by(make_cfg, tmp_path):
+    cfg = make_cfg()
+    fit_cfg = {"max_epochs": 3, "patience": 2}
+    study, _ = make_trainer(cfg.trainer, tmp_path, fit_cfg)  # no monitor key: val/loss
+    bleu, _ = make_trainer(cfg.trainer, tmp_path, {**fit_cfg, "monitor": "val/BLEU-4"})
+    for trainer, monitor, mode in ((study, "val/loss", "min"), (bleu, "val/BLEU-4", "max")):
+        checkpoint, [stopper] = trainer.checkpoint_callback, stoppers(trainer)
+        assert (checkpoint.monitor, checkpoint.mode) == (monitor, mode)
+        assert (stopper.monitor, stopper.mode) == (monitor, mode)
+
+
 def lm_fit(cfg, ckpt_dir, keep="last"):
     vocab = Vocabulary.build(SENTENCES)
     torch.manual_seed(0)
