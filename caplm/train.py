@@ -36,7 +36,7 @@ from caplm.results import CAPTIONS_FILE, RESULTS_FILE, keyed, metric_key
 from caplm.runtime import loggers
 from caplm.runtime.jobs import Job, run_job
 from caplm.runtime.lm_stage import language_model
-from caplm.runtime.training import fit, make_trainer, warn_if_capped
+from caplm.runtime.training import fit, fit_monitor, make_trainer, warn_if_capped
 from caplm.runtime.wise_ft import fit_wise_ft
 
 log = logging.getLogger("caplm.train")
@@ -153,6 +153,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
                     record["history"],
                     cfg.model.fit.max_epochs,
                     "model.fit.max_epochs",
+                    fit_monitor(cfg.model.fit),
                 ),
             },
         )

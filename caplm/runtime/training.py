@@ -131,7 +131,7 @@ def make_trainer(
     ``max_epochs``, ``gradient_clip_val``, and early stopping on validation loss with
     ``patience`` (none when ``patience`` is null or ``early_stopping`` is false); the best
     checkpoint and the stopping go by ``monitor`` (``MONITORS``; val/loss when absent)."""
-    monitor = fit_cfg.get("monitor", MONITOR)
+    monitor = fit_monitor(fit_cfg)
     patience = fit_cfg.get("patience")
     if not fit_cfg.get("early_stopping", True):
         patience = None
@@ -170,28 +170,32 @@ def make_trainer(
 DONE = "fit_done.json"
 
 
-def ended_at_cap(history: list[dict], max_epochs: int) -> bool:
-    """Whether a fit ran all ``max_epochs`` epochs and its last epoch still had the lowest
-    validation loss so far: it stopped at its cap while still improving."""
-    losses = [row[MONITOR] for row in history if MONITOR in row]
-    return (
-        bool(max_epochs)
-        and len(history) >= max_epochs
-        and bool(losses)
-        and (losses[-1] <= min(losses))
-    )
+def fit_monitor(fit_cfg) -> str:
+    """What a fit goes by: its ``monitor`` (see ``MONITORS``), val/loss when absent."""
+    return fit_cfg.get("monitor") or MONITOR
 
 
-def warn_if_capped(what: str, history: list[dict], max_epochs: int, setting: str) -> bool:
+def ended_at_cap(history: list[dict], max_epochs: int, monitor: str = MONITOR) -> bool:
+    """Whether a fit ran all ``max_epochs`` epochs and its last epoch was still the best by
+    ``monitor`` so far (lowest loss, highest BLEU): it stopped at its cap while improving."""
+    values = [row[monitor] for row in history if monitor in row]
+    best = min(values, default=None) if MONITORS[monitor] == "min" else max(values, default=None)
+    return bool(max_epochs) and len(history) >= max_epochs and bool(values) and values[-1] == best
+
+
+def warn_if_capped(
+    what: str, history: list[dict], max_epochs: int, setting: str, monitor: str = MONITOR
+) -> bool:
     """:func:`ended_at_cap`, with a warning that names ``what`` stopped and the ``setting``
     to raise (``lm.fit.max_epochs``, ...)."""
-    capped = ended_at_cap(history, max_epochs)
+    capped = ended_at_cap(history, max_epochs, monitor)
     if capped:
         log.warning(
-            "%s stopped at its cap of %d epochs while its validation loss was still improving; "
+            "%s stopped at its cap of %d epochs while its %s was still improving; "
             "raise %s for a converged model",
             what,
             max_epochs,
+            monitor,
             setting,
         )
     return capped

@@ -107,6 +107,16 @@ def test_ended_at_cap_flags_a_fit_stopped_while_still_improving(losses, max_epoc
     assert ended_at_cap(history, max_epochs) is capped
 
 
+def test_a_fit_by_bleu_is_capped_while_its_bleu_still_rises():
+    from caplm.runtime.training import ended_at_cap, fit_monitor
+
+    history = [{"val/loss": v, "val/BLEU-4": b} for v, b in ((3.0, 0.1), (2.0, 0.2), (2.5, 0.3))]
+    assert ended_at_cap(history, 3, "val/BLEU-4") is True  # the loss rose, the BLEU did not fall
+    assert ended_at_cap(history, 3) is False
+    assert fit_monitor({"max_epochs": 3}) == "val/loss"
+    assert fit_monitor({"monitor": "val/BLEU-4"}) == "val/BLEU-4"
+
+
 def test_a_capped_fit_is_warned_about_naming_the_setting_to_raise(caplog):
     from caplm.runtime.training import MONITOR, warn_if_capped
 
