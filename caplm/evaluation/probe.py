@@ -381,8 +381,19 @@ def _balanced(predicted: torch.Tensor, truth: torch.Tensor) -> float:
     """Mean recall over the classes present in ``truth`` (0.0 when there is none)."""
     if len(truth) == 0:
         return 0.0
-    recalls = [float((predicted[truth == c] == c).double().mean()) for c in truth.unique()]
-    return float(np.mean(recalls))
+    classes = np.unique(truth.numpy())
+    return float(_balanced_rows(predicted.numpy()[None], truth.numpy()[None], classes)[0])
+
+
+def _balanced_rows(p: np.ndarray, t: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The balanced accuracy of each row of (rows, n) predictions ``p`` against truths ``t``:
+    the mean recall over those of ``classes`` the row's truth holds."""
+    recalls = []
+    for c in classes:
+        held = (t == c).sum(1)
+        hits = ((p == c) & (t == c)).sum(1)
+        recalls.append(np.where(held > 0, hits / np.maximum(held, 1), np.nan))
+    return np.nanmean(np.stack(recalls), axis=0)
 
 
 def balanced_interval(
@@ -393,13 +404,8 @@ def balanced_interval(
     if len(truth) == 0:
         return None, None
     rows = np.random.default_rng(seed).integers(0, len(truth), (resamples, len(truth)))
-    p, t = predicted.numpy()[rows], truth.numpy()[rows]
-    recalls = []
-    for c in np.unique(truth.numpy()):
-        held = (t == c).sum(1)
-        hits = ((p == c) & (t == c)).sum(1)
-        recalls.append(np.where(held > 0, hits / np.maximum(held, 1), np.nan))
-    balanced = np.nanmean(np.stack(recalls), axis=0)
+    classes = np.unique(truth.numpy())
+    balanced = _balanced_rows(predicted.numpy()[rows], truth.numpy()[rows], classes)
     lo, hi = np.percentile(balanced, [2.5, 97.5])
     return float(lo), float(hi)
 
@@ -447,9 +453,6 @@ def format_table(results: Mapping[str, dict], threshold: float = THRESHOLD) -> s
     plain test accuracy, mean and worst balanced accuracy, PASS/FAIL (the worst member's
     balanced accuracy against ``threshold``); then the failing members of pooled families."""
 
-    def pct(v):
-        return "   n/a" if v is None else f"{100 * v:5.1f}%"
-
     head = (f"{'attribute':<16} {'tasks':>5} {'classes':>7} {'n_test':>6} {'majority':>8} "
             f"{'test acc':>8} {'bal.acc':>7} {'min bal':>7} {'its 95% int.':>15}  "
             f"{'>=' + format(threshold, '.0%'):<6}  worst member")  # fmt: skip
@@ -460,9 +463,9 @@ def format_table(results: Mapping[str, dict], threshold: float = THRESHOLD) -> s
         worst = s["worst"] if s["tasks"] > 1 else ""
         lines.append(
             f"{name:<16} {s['tasks']:>5} {s['n_classes']:>7} {s['n_test']:>6} "
-            f"{pct(s['majority_mean']):>8} {pct(s['test_accuracy_mean']):>8} "
-            f"{pct(s['balanced_mean']):>7} {pct(s['balanced_min']):>7} "
-            f"{_interval(results[s['worst']], pct) if s['worst'] else '':>15}  {verdict:<6}  {worst}"
+            f"{_pct(s['majority_mean']):>8} {_pct(s['test_accuracy_mean']):>8} "
+            f"{_pct(s['balanced_mean']):>7} {_pct(s['balanced_min']):>7} "
+            f"{_interval(results[s['worst']]) if s['worst'] else '':>15}  {verdict:<6}  {worst}"
         )
     failing = [(a, results[a]) for s in summary.values() if s["tasks"] > 1 for a in s["failing"]]
     if failing:
@@ -472,8 +475,8 @@ def format_table(results: Mapping[str, dict], threshold: float = THRESHOLD) -> s
         )
         for a, r in failing:
             lines.append(
-                f"  {a:<28} {pct(r['balanced_accuracy'])} {_interval(r, pct)} / "
-                f"{pct(r['test_accuracy'])} / {pct(r['majority_baseline'])}  (n_test {r['n_test']})"
+                f"  {a:<28} {_pct(r['balanced_accuracy'])} {_interval(r)} / "
+                f"{_pct(r['test_accuracy'])} / {_pct(r['majority_baseline'])}  (n_test {r['n_test']})"
             )
     passed = [s["passed"] for s in summary.values() if s["passed"] is not None]
     surely = [name for name, s in summary.items() if s["surely_failing"]]
@@ -487,7 +490,11 @@ def format_table(results: Mapping[str, dict], threshold: float = THRESHOLD) -> s
     return "\n".join(lines)
 
 
-def _interval(r: dict, pct) -> str:
+def _pct(v: float | None) -> str:
+    return "   n/a" if v is None else f"{100 * v:5.1f}%"
+
+
+def _interval(r: dict) -> str:
     if r.get("balanced_lo") is None:
         return ""
-    return f"[{pct(r['balanced_lo']).strip()}, {pct(r['balanced_hi']).strip()}]"
+    return f"[{_pct(r['balanced_lo']).strip()}, {_pct(r['balanced_hi']).strip()}]"

@@ -78,17 +78,18 @@ def spearman_test(x, y, seed: int = 0) -> tuple[float, float]:
     y whose rho is at least as far from 0. (scipy's ``spearmanr`` p comes from a t
     approximation that fails at a handful of points: p < 0.001 for rho = -1 at n = 3, where
     one pairing in three is as extreme and the exact p is 1/3.)"""
+    rho = float(stats.spearmanr(x, y)[0])
     rx, ry = stats.rankdata(x), stats.rankdata(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
-    scale = np.linalg.norm(rx) * np.linalg.norm(ry)
-    stat, n = rx @ ry / scale, len(rx)
+    n = len(rx)
     if n <= EXACT_N:
         pairings = np.array(list(itertools.permutations(range(n))))
     else:
         pairings = np.argsort(np.random.default_rng(seed).random((PERMUTATIONS, n)), axis=1)
-    extreme = int(np.sum(np.abs(ry[pairings] @ rx / scale) >= abs(stat) - 1e-12))
+    paired = ry[pairings] @ rx / (np.linalg.norm(rx) * np.linalg.norm(ry))  # rho of each pairing
+    extreme = int(np.sum(np.abs(paired) >= abs(rho) - 1e-12))
     p = extreme / len(pairings) if n <= EXACT_N else (extreme + 1) / (len(pairings) + 1)
-    return float(stats.spearmanr(x, y)[0]), float(p)
+    return rho, float(p)
 
 
 def _verdict(label: str, metric: str, row: dict) -> str:
