@@ -42,20 +42,44 @@ def grounding(tokens: list[str], objects: list[dict]) -> dict:
     }
 
 
+def needs_binding(objects: list[dict]) -> bool:
+    """Whether the scene's colours and shapes alone do not tell which colour goes with which
+    shape: its colour-shape kinds are fewer than every pairing of its colours and shapes (a
+    red circle beside a blue star, not a red circle beside a red star).
+
+    The merge architecture cannot bind them: its next-word logits are an image-free term plus
+    a prefix-free term, so after "a red" the odds of "circle" against "star" move with the
+    picture by the same factor as after "a blue"."""
+    kinds = {(o["colour"], o["shape"]) for o in objects}
+    return len(kinds) < len({c for c, _ in kinds}) * len({s for _, s in kinds})
+
+
 def grounding_scores(captions: dict[str, list[str]], scenes: dict[str, list[dict]]) -> dict:
     """Over a set of generated captions (image id -> tokens): ``object_precision`` (true
     mentions / mentions), ``object_recall`` (kinds named / kinds in the scenes) and
-    ``all_true_frac`` (captions whose every mention is true and that name at least one)."""
+    ``all_true_frac`` (captions whose every mention is true and that name at least one);
+    ``binding_scenes_frac``, the share of those pictures that :func:`needs_binding`, and
+    ``all_true_frac_binding`` / ``all_true_frac_no_binding``, ``all_true_frac`` over those
+    pictures and over the others (None where there are none)."""
     counts = [grounding(tokens, scenes[image]) for image, tokens in captions.items()]
     total = {
         k: sum(c[k] for c in counts) for k in ("mentions", "true_mentions", "kinds", "kinds_named")
     }
-    all_true = sum(c["mentions"] > 0 and c["true_mentions"] == c["mentions"] for c in counts)
+    all_true = [c["mentions"] > 0 and c["true_mentions"] == c["mentions"] for c in counts]
+    binding = [needs_binding(scenes[image]) for image in captions]
+    pairs = list(zip(all_true, binding, strict=True))
     return {
         "object_precision": total["true_mentions"] / max(total["mentions"], 1),
         "object_recall": total["kinds_named"] / max(total["kinds"], 1),
-        "all_true_frac": all_true / max(len(counts), 1),
+        "all_true_frac": sum(all_true) / max(len(counts), 1),
+        "binding_scenes_frac": sum(binding) / max(len(counts), 1),
+        "all_true_frac_binding": _share([t for t, b in pairs if b]),
+        "all_true_frac_no_binding": _share([t for t, b in pairs if not b]),
     }
+
+
+def _share(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
 
 
 #: The grounding checker of each generated dataset (by ``CaptionDataset.name``).

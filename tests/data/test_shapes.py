@@ -285,6 +285,26 @@ def test_grounding_counts_true_and_false_mentions():
     assert scores["all_true_frac"] == pytest.approx(1 / 3)
 
 
+def test_binding_scenes_and_the_all_true_split():
+    red_circle, blue_star = dict(colour="red", shape="circle"), dict(colour="blue", shape="star")
+    red_star, blue_circle = dict(colour="red", shape="star"), dict(colour="blue", shape="circle")
+    assert grounding.needs_binding([red_circle, blue_star])  # "a red star" would fit the bag
+    assert grounding.needs_binding([red_circle, blue_star, red_star])
+    assert not grounding.needs_binding([red_circle, red_star])  # one colour: nothing to bind
+    assert not grounding.needs_binding([red_circle, blue_circle, red_circle])  # one shape
+    assert not grounding.needs_binding([red_circle, blue_star, red_star, blue_circle])  # all 4
+    scenes = {"a": [red_circle, blue_star], "b": [red_circle, blue_star], "c": [red_circle]}
+    captions = {k: tokenize(t) for k, t in
+                (("a", "a red star"), ("b", "a blue star"), ("c", "a red circle"))}  # fmt: skip
+    scores = grounding.grounding_scores(captions, scenes)
+    assert scores["binding_scenes_frac"] == pytest.approx(2 / 3)
+    assert scores["all_true_frac_binding"] == pytest.approx(1 / 2)
+    assert scores["all_true_frac_no_binding"] == 1.0
+    assert scores["all_true_frac"] == pytest.approx(2 / 3)
+    alone = grounding.grounding_scores({"c": captions["c"]}, scenes)
+    assert alone["binding_scenes_frac"] == 0.0 and alone["all_true_frac_binding"] is None
+
+
 def test_reference_captions_are_fully_grounded(tiny):
     scenes = tiny.info["scenes"]
     refs = {img.image_id: img.captions[0] for img in tiny.splits["test"]}
