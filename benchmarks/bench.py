@@ -161,13 +161,29 @@ def make_generator(run: Run, vocab_size: int, **lm_overrides):
     return model.to(run.device)
 
 
-def hand_stepper(model, batch: dict, clip: float | None = None) -> Callable[[], None]:
+def every_position_loss(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The generator's loss with the output layer run at every position, padding included:
+    the same value as ``batch_loss`` (which runs it on real positions only), more work."""
+    import torch.nn.functional as F
+
+    from caplm.data.text import PAD_ID
+
+    logits, targets = model(batch["features"], batch["inputs"]), batch["targets"]
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
+    return loss, (targets != PAD_ID).sum()
+
+
+def hand_stepper(
+    model, batch: dict, clip: float | None = None, loss: Callable | None = None
+) -> Callable[[], None]:
     """One training step by hand: what training_step computes (minus logging), backward,
-    gradient clipping to ``clip`` (None: none) and the model's own optimiser step."""
+    gradient clipping to ``clip`` (None: none) and the model's own optimiser step.
+    ``loss(model, batch)`` replaces the model's ``batch_loss``."""
     optimiser = model.configure_optimizers()
+    batch_loss = model.batch_loss if loss is None else partial(loss, model)
 
     def step():
-        loss, _ = model.batch_loss(batch)
+        loss, _ = batch_loss(batch)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         if clip is not None:
@@ -439,9 +455,11 @@ def bench_study_sizes(run: Run) -> list[Figure]:
         return CaptionGenerator(z["vocab"], z["features"], **args).to(run.device).train()
 
     hand_step = hand_stepper(model(), batch, clip)
+    every_position = hand_stepper(model(), batch, clip, loss=every_position_loss)
 
     with PeakRSS() as fit_memory:
         hand = run.time(lambda: [hand_step() for _ in range(steps)]) / steps * 1e3
+    dense = run.time(lambda: [every_position() for _ in range(steps)]) / steps * 1e3
     with FlopCounterMode(display=False) as flops:
         hand_step()
     gflop = flops.get_total_flops() / 1e9
@@ -484,11 +502,16 @@ def bench_study_sizes(run: Run) -> list[Figure]:
     one = run.time(lambda: [generator.generate(features[i : i + 1], beam_width=4)
                             for i in range(images)])  # fmt: skip
 
-    hand_fig = Figure("study_sizes", "hand_step", hand, "ms/step", note=sizes)
+    dense_fig = Figure("study_sizes", "step_logits_at_every_position", dense, "ms/step",
+                       note="the output layer on padding too (as before 2026-12-07)")  # fmt: skip
+    hand_fig = with_ratio(
+        Figure("study_sizes", "hand_step", hand, "ms/step", note=sizes), dense_fig
+    )
     peak_fig = Figure("study_sizes", "matmul_peak", peak, "GFLOP/s",
                       note=f"float32 {run.pick(2048, 512)}^2 matmul, {torch.get_num_threads()} threads")  # fmt: skip
     one_fig = Figure("study_sizes", "beam4_one_image_at_a_time", one, "s", note=f"{images} images")
     return [
+        dense_fig,
         hand_fig,
         with_ratio(
             Figure(

@@ -121,8 +121,10 @@ class CaptionGenerator(TokenModel):
         h, _ = self.prefix(inputs)
         return self.output(self._merge(h, self.image(features)[:, None, :]))
 
-    def batch_logits(self, batch: dict) -> torch.Tensor:
-        return self(batch["features"], batch["inputs"])
+    def real_logits(self, batch: dict, real: torch.Tensor) -> torch.Tensor:
+        h, _ = self.prefix(batch["inputs"])
+        img = self.image(batch["features"])[:, None, :].expand(-1, h.size(1), -1)
+        return self.output(self._merge(h[real], img[real]))
 
     def token_logprobs(
         self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor

@@ -102,7 +102,7 @@ def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 
 
 class TokenModel(L.LightningModule):
-    """Base of both models: subclasses define ``batch_logits(batch) -> (B, T, V)`` and call
+    """Base of both models: subclasses define ``real_logits(batch, real) -> (N, V)`` and call
     ``save_hyperparameters()`` with ``optimizer``, ``lr`` and ``weight_decay`` among them."""
 
     def __init__(self):
@@ -116,14 +116,17 @@ class TokenModel(L.LightningModule):
         self.loss_terms: list = []
         self.optimizer_factory = None
 
-    def batch_logits(self, batch: dict) -> torch.Tensor:
+    def real_logits(self, batch: dict, real: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (N, V) at the positions where ``real`` (B, T) is true, in
+        row-major order: the output layer, most of a step's work when the vocabulary is
+        large, never runs on padding."""
         raise NotImplementedError
 
     def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Token-mean cross-entropy over non-pad targets, and the number of those tokens."""
-        logits, targets = self.batch_logits(batch), batch["targets"]
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
-        return loss, (targets != PAD_ID).sum()
+        targets = batch["targets"]
+        real = targets != PAD_ID
+        return F.cross_entropy(self.real_logits(batch, real), targets[real]), real.sum()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.batch_loss(batch)

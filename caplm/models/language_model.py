@@ -56,8 +56,8 @@ class LanguageModel(TokenModel):
         """inputs (B, T) -> next-token logits (B, T, V)."""
         return self.output(self.prefix(inputs)[0])
 
-    def batch_logits(self, batch: dict) -> torch.Tensor:
-        return self(batch["inputs"])
+    def real_logits(self, batch: dict, real: torch.Tensor) -> torch.Tensor:
+        return self.output(self.prefix(batch["inputs"])[0][real])
 
     def token_logprobs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Natural-log probability of each target token (B, T), 0 where the target is pad.

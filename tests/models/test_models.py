@@ -72,9 +72,10 @@ def test_shapes_of_every_output():
 def test_loss_ignores_padding_and_is_the_token_mean():
     g = torch.Generator().manual_seed(1)
     batch = make_batch(random_sentences(4, g), torch.randn(4, F, generator=g))
-    for model in (LanguageModel(V, **TINY), CaptionGenerator(V, F, **TINY_GEN)):
+    added = CaptionGenerator(V, F, **dict(TINY_GEN, post_image_size=6), merge="add")
+    for model in (LanguageModel(V, **TINY), CaptionGenerator(V, F, **TINY_GEN), added):
         model.eval()
-        loss, n = model.batch_loss(batch)
+        loss, n = model.batch_loss(batch)  # the output layer on real positions only
         text = (batch["inputs"], batch["targets"])
         is_gen = isinstance(model, CaptionGenerator)
         lp = (
