@@ -203,8 +203,8 @@ def _generated_extra(kind: str, generator, corpus_cfg, cache_dir):
         )
     if kind == "shapes":
         config = ShapesConfig(**generator)
-        pool = extra_scene_captions(config, corpus_cfg.num_scenes, part="train")
-        return pool, extra_scene_captions(config, corpus_cfg.val_scenes, part="val")
+        pool = extra_scene_captions(config, corpus_cfg.num_scenes, "train", cache_dir)
+        return pool, extra_scene_captions(config, corpus_cfg.val_scenes, "val", cache_dir)
     config = ScenesConfig(**generator)
     pool = scenes.extra_scene_captions(config, corpus_cfg.num_scenes, "train", cache_dir)
     return pool, scenes.extra_scene_captions(config, corpus_cfg.val_scenes, "val", cache_dir)

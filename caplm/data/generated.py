@@ -21,9 +21,13 @@ import numpy as np
 
 from caplm.data.text import normaliser
 from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
-from caplm.io import atomic_write, move_aside, write_text
+from caplm.io import atomic_write, move_aside, stable_hash, write_text
 
 Pictures = tuple[dict[str, np.ndarray], dict[str, list[dict]]]
+#: A generator's extra scenes: per scene its objects and its captions.
+Scenes = list[tuple[list[dict], list[str]]]
+#: The parts of a generator's extra scenes: an LM's training text and its validation text.
+EXTRA_PARTS = ("train", "val")
 
 
 def cached_pictures(
@@ -69,6 +73,47 @@ def cached_lines(
         except OSError as err:
             warnings.warn(f"cannot cache {what} at {path} ({err})", stacklevel=3)
     return lines
+
+
+def check_extra(num_scenes: object, part: str) -> None:
+    """``num_scenes`` (an integer, 0 or more) extra scenes of ``part`` can be asked for."""
+    if part not in EXTRA_PARTS:
+        raise ValueError(
+            f"part = {part!r}: must be one of {EXTRA_PARTS} ('train' for a language model's training text, 'val' for its validation text)"
+        )
+    if not isinstance(num_scenes, int) or isinstance(num_scenes, bool) or num_scenes < 0:
+        raise ValueError(f"num_scenes = {num_scenes!r}: must be an integer, 0 or more")
+
+
+def extra_key(generator_version: int, config, num_scenes: int, part: str) -> str:
+    """What a generator's extra captions depend on (not the image size or the split sizes)."""
+    return stable_hash({"generator_version": generator_version, "seed": config.seed,
+                        "min_objects": config.min_objects, "max_objects": config.max_objects,
+                        "captions_per_image": config.captions_per_image, "part": part,
+                        "num_scenes": num_scenes})  # fmt: skip
+
+
+def cached_extra_captions(
+    name: str,
+    generator_version: int,
+    config,
+    num_scenes: int,
+    part: str,
+    cache_dir: str | Path | None,
+    scenes: Callable[[], Scenes],
+) -> list[str]:
+    """The captions of the extra ``scenes()`` (``captions_per_image`` per scene, one line
+    each); with ``cache_dir``, made once and kept in ``<cache_dir>/<name>/extra-<key>.txt``."""
+    check_extra(num_scenes, part)
+    path = None
+    if cache_dir is not None:
+        key = extra_key(generator_version, config, num_scenes, part)
+        path = Path(cache_dir) / name / f"extra-{key}.txt"
+
+    def make() -> list[str]:
+        return [c for _, captions in scenes() for c in captions]
+
+    return cached_lines(path, num_scenes * config.captions_per_image, make, "extra captions")
 
 
 def generated_dataset(

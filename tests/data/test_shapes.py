@@ -224,6 +224,23 @@ def test_extra_scenes_are_not_dataset_scenes_and_parts_are_disjoint(tiny):
         extra_scene_captions(TINY, 5, "test")
 
 
+def test_extra_captions_are_cached_as_text_keyed_by_what_they_depend_on(tmp_path):
+    captions = extra_scene_captions(TINY, 7, "val")
+    assert extra_scene_captions(TINY, 7, "val", cache_dir=tmp_path) == captions
+    (path,) = (tmp_path / "shapes").glob("extra-*.txt")
+    assert path.read_text().splitlines() == captions  # commas and all, one caption a line
+    path.write_text("".join(f"x{i}\n" for i in range(35)))
+    assert extra_scene_captions(TINY, 7, "val", cache_dir=tmp_path)[0] == "x0"  # reused
+    other_images = replace(TINY, image_size=48, num_train=9, noise_std=0.0)
+    assert extra_scene_captions(other_images, 7, "val", cache_dir=tmp_path)[0] == "x0"
+    assert extra_scene_captions(replace(TINY, seed=4), 7, "val", cache_dir=tmp_path)[0] != "x0"
+    assert extra_scene_captions(TINY, 7, "train", cache_dir=tmp_path)[0] != "x0"
+    path.write_text("x0\n")  # a truncated file is set aside and made again
+    assert extra_scene_captions(TINY, 7, "val", cache_dir=tmp_path) == captions
+    with pytest.raises(ValueError, match="num_scenes = -1"):
+        extra_scene_captions(TINY, -1, "val", cache_dir=tmp_path)
+
+
 def test_cache_is_written_once_and_reused(tmp_path, monkeypatch, tiny):
     first = make_shapes_dataset(TINY, cache_dir=tmp_path)
     path = tmp_path / "shapes" / f"{first.key}.npz"

@@ -18,15 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from caplm.data.generated import cached_lines, cached_pictures, generated_dataset
+from caplm.data.generated import (
+    cached_extra_captions,
+    cached_pictures,
+    check_extra,
+    generated_dataset,
+)
 from caplm.data.scenes.config import GENERATOR_VERSION, ScenesConfig, dataset_key
 from caplm.data.scenes.grammar import describe_scene
 from caplm.data.scenes.render import render_scene
 from caplm.data.scenes.scene import sample_scene
 from caplm.data.types import SPLITS, CaptionDataset
-from caplm.io import stable_hash
 
-EXTRA_PARTS = ("train", "val")
 NAME = "scenes"
 
 
@@ -88,30 +91,13 @@ def make_scenes_dataset(
 
 
 # --------------------------------------------------------------------------- extra scenes
-def _check_extra(num_scenes: object, part: str) -> None:
-    if part not in EXTRA_PARTS:
-        raise ValueError(
-            f"part = {part!r}: must be one of {EXTRA_PARTS} ('train' for a language model's training text, 'val' for its validation text)"
-        )
-    if not isinstance(num_scenes, int) or isinstance(num_scenes, bool) or num_scenes < 0:
-        raise ValueError(f"num_scenes = {num_scenes!r}: must be an integer, 0 or more")
-
-
 def extra_scenes(
     config: ScenesConfig, num_scenes: int, part: str = "train"
 ) -> list[tuple[list[dict], list[str]]]:
     """Scenes that are not pictures of the dataset (their own seed stream), with captions.
     The i-th scene does not depend on ``num_scenes``."""
-    _check_extra(num_scenes, part)
+    check_extra(num_scenes, part)
     return [_scene(config, "extra", part, i) for i in range(num_scenes)]
-
-
-def extra_key(config: ScenesConfig, num_scenes: int, part: str) -> str:
-    """What the extra captions depend on (not the image size or the split sizes)."""
-    return stable_hash({"generator_version": GENERATOR_VERSION, "seed": config.seed,
-                        "min_objects": config.min_objects, "max_objects": config.max_objects,
-                        "captions_per_image": config.captions_per_image, "part": part,
-                        "num_scenes": num_scenes})  # fmt: skip
 
 
 def extra_scene_captions(
@@ -123,12 +109,7 @@ def extra_scene_captions(
     """Captions (``captions_per_image`` per scene, one string each, words separated by single
     spaces) of ``num_scenes`` extra scenes; with ``cache_dir``, generated once and kept in
     ``<cache_dir>/scenes/extra-<key>.txt`` (one caption a line)."""
-    _check_extra(num_scenes, part)
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir) / NAME / f"extra-{extra_key(config, num_scenes, part)}.txt"
-
-    def make() -> list[str]:
-        return [c for _, five in extra_scenes(config, num_scenes, part) for c in five]
-
-    return cached_lines(path, num_scenes * config.captions_per_image, make, "extra captions")
+    return cached_extra_captions(
+        NAME, GENERATOR_VERSION, config, num_scenes, part, cache_dir,
+        lambda: extra_scenes(config, num_scenes, part),
+    )  # fmt: skip

@@ -19,14 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from caplm.data.generated import cached_pictures, generated_dataset
+from caplm.data.generated import (
+    cached_extra_captions,
+    cached_pictures,
+    check_extra,
+    generated_dataset,
+)
 from caplm.data.shapes.config import GENERATOR_VERSION, ShapesConfig, dataset_key
 from caplm.data.shapes.grammar import describe_scene
 from caplm.data.shapes.render import render_scene
 from caplm.data.shapes.scene import sample_scene
 from caplm.data.types import SPLITS, CaptionDataset
-
-EXTRA_PARTS = ("train", "val")
 
 
 def _rng(config: ShapesConfig, *stream: object) -> random.Random:
@@ -78,15 +81,19 @@ def extra_scenes(
     config: ShapesConfig, num_scenes: int, part: str = "train"
 ) -> list[tuple[list[dict], list[str]]]:
     """Scenes that are not pictures of the dataset (their own seed stream), with captions."""
-    if part not in EXTRA_PARTS:
-        raise ValueError(
-            f"part = {part!r}: must be one of {EXTRA_PARTS} ('train' for a language model's training text, 'val' for its validation text)"
-        )
-    if not isinstance(num_scenes, int) or num_scenes < 0:
-        raise ValueError(f"num_scenes = {num_scenes!r}: must be an integer, 0 or more")
+    check_extra(num_scenes, part)
     return [_scene(config, "extra", part, i) for i in range(num_scenes)]
 
 
-def extra_scene_captions(config: ShapesConfig, num_scenes: int, part: str = "train") -> list[str]:
-    """Raw captions (``captions_per_image`` per scene) of ``num_scenes`` extra scenes."""
-    return [c for _, captions in extra_scenes(config, num_scenes, part) for c in captions]
+def extra_scene_captions(
+    config: ShapesConfig,
+    num_scenes: int,
+    part: str = "train",
+    cache_dir: str | Path | None = None,
+) -> list[str]:
+    """Raw captions (``captions_per_image`` per scene) of ``num_scenes`` extra scenes; with
+    ``cache_dir``, generated once and kept in ``<cache_dir>/shapes/extra-<key>.txt``."""
+    return cached_extra_captions(
+        "shapes", GENERATOR_VERSION, config, num_scenes, part, cache_dir,
+        lambda: extra_scenes(config, num_scenes, part),
+    )  # fmt: skip
