@@ -98,16 +98,25 @@ class Run:
 
     def time(self, fn: Callable[[], object], warmup: int = 1) -> Timing:
         """Seconds of ``fn()`` over the repeats, after ``warmup`` untimed calls."""
+        return self.time_pair(fn, warmup=warmup)[0]
+
+    def time_pair(self, *fns: Callable[[], object], warmup: int = 1) -> tuple[Timing, ...]:
+        """:meth:`time` of each of ``fns``, their repeats taken in turn (a, b, a, b, ...), so
+        that a machine slowed down meanwhile slows all of them alike: for a ratio."""
         for _ in range(warmup):
-            fn()
-        times: list[float] = []
-        while len(times) < self.repeats or (sum(times) < self.min_seconds and len(times) < 50):
-            self.sync()
-            start = time.perf_counter()
-            fn()
-            self.sync()
-            times.append(time.perf_counter() - start)
-        return Timing(tuple(times))
+            for fn in fns:
+                fn()
+        times: list[list[float]] = [[] for _ in fns]
+        while len(times[0]) < self.repeats or (
+            sum(map(sum, times)) < self.min_seconds and len(times[0]) < 50
+        ):
+            for fn, seconds in zip(fns, times, strict=True):
+                self.sync()
+                start = time.perf_counter()
+                fn()
+                self.sync()
+                seconds.append(time.perf_counter() - start)
+        return tuple(Timing(tuple(t)) for t in times)
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -458,8 +467,12 @@ def bench_study_sizes(run: Run) -> list[Figure]:
     every_position = hand_stepper(model(), batch, clip, loss=every_position_loss)
 
     with PeakRSS() as fit_memory:
-        hand = run.time(lambda: [hand_step() for _ in range(steps)]) / steps * 1e3
-    dense = run.time(lambda: [every_position() for _ in range(steps)]) / steps * 1e3
+        for _ in range(steps):
+            hand_step()
+    hand, dense = (t / steps * 1e3 for t in run.time_pair(
+        lambda: [hand_step() for _ in range(steps)],
+        lambda: [every_position() for _ in range(steps)],
+    ))  # fmt: skip
     with FlopCounterMode(display=False) as flops:
         hand_step()
     gflop = flops.get_total_flops() / 1e9
