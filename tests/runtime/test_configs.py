@@ -2,6 +2,7 @@
 
 import importlib.util
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,14 @@ def _compose(overrides):
         return compose("train", overrides=overrides, return_hydra_config=True)
 
 
-def _sweep_jobs(cfg):
-    """The override lists of the jobs a multirun of ``cfg`` would launch (basic sweeper)."""
-    params = cfg.hydra.sweeper.params or {}
+def _sweep_jobs(cfg, command_line=()):
+    """The override lists of the jobs a multirun of ``cfg`` would launch (basic sweeper), with
+    the sweep overrides of the ``command_line`` (``key=a,b``) replacing or adding axes."""
     parser = OverridesParser.create()
+    params = dict(cfg.hydra.sweeper.params or {})
+    for o in parser.parse_overrides(list(command_line)):
+        if o.is_sweep_override():
+            params[o.get_key_element()] = ",".join(o.sweep_string_iterator())
     axes = [
         [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
         if o.is_sweep_override()
@@ -70,6 +75,32 @@ def test_every_job_of_every_experiment_composes(name):
         assert job_cfg["transfer"]["mode"] in MODES
         model, lm = job_cfg["model"], job_cfg["lm"]
         assert (model["embed_size"], model["rnn_size"]) == (lm["embed_size"], lm["rnn_size"])
+
+
+def _make_sweep_overrides() -> list[str]:
+    """The overrides ``make sweep`` gives ``python -m caplm.train ... -m`` (its SWEEP_ARGS too)."""
+    makefile = (CONF_DIR.parent / "Makefile").read_text()
+    args = re.search(r"^SWEEP_ARGS \?= (.*)$", makefile, re.M)
+    target = re.search(
+        r"^sweep:.*\n\t\$\(PY\) -m caplm\.train (.*) \$\(SWEEP_ARGS\) -m$", makefile, re.M
+    )
+    assert args and target, "the Makefile's sweep target or SWEEP_ARGS changed shape"
+    return [*target.group(1).split(), *args.group(1).split()]
+
+
+def test_make_sweep_runs_the_paper_grid_on_both_generated_datasets():
+    overrides = _make_sweep_overrides()
+    parser = OverridesParser.create()
+    fixed = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
+    cfg = _compose(fixed)
+    jobs = _sweep_jobs(cfg, overrides)
+    datasets = {dict(j.split("=", 1) for j in job)["data"] for job in jobs}
+    assert datasets == {"shapes_lab", "scenes_lab"}
+    assert len(jobs) == 144  # the paper grid (72 jobs) on each dataset
+    for job in jobs[:: len(jobs) // 12]:
+        composed = _compose([*fixed, *job])
+        check_config(composed)
+        assert composed.data.name in datasets and composed.hydra.launcher.n_jobs >= 1
 
 
 def test_paper_grid_is_the_studys_grid_with_controls():
