@@ -182,17 +182,20 @@ class CaptionGenerator(TokenModel):
         _check_rules(width, rules["min_len"], rules["max_len"])
         _check_positions(self.prefix, rules["max_len"])
 
+        W_h, _ = self._output_parts()
+
         def step(prev: torch.Tensor, state: tuple[torch.Tensor, ...]):
-            *prefix_state, img = state
+            *prefix_state, image_logits = state
             out, prefix_state = self.prefix(prev[:, None], _unpack(prefix_state))
-            logits = self.output(self._merge(out[:, 0], img[0]))
-            return logits.log_softmax(-1), (*_pack(prefix_state), img)
+            logits = F.linear(out[:, 0], W_h) + image_logits[0]
+            return logits.log_softmax(-1), (*_pack(prefix_state), image_logits)
 
         B = features.size(0)
         # The prefix's state (an RNN's hidden state, a Transformer's key/value cache) and the
-        # image vector ride in the search state (rows in dim 1), so the search keeps each
-        # beam next to its own state and image.
-        state = (*_pack(self.prefix.initial_state(B)), self.image(features)[None])
+        # image's part of the logits (the same at every step: computed once) ride in the
+        # search state (rows in dim 1), so the search keeps each beam next to its own state
+        # and image.
+        state = (*_pack(self.prefix.initial_state(B)), self._image_logits(features)[None])
         return dict(
             step_fn=step,
             init_state=state,
@@ -222,10 +225,8 @@ class CaptionGenerator(TokenModel):
         with evaluating(self):
             features, inputs = features.to(self.device), inputs.to(self.device)
             targets = targets.to(self.device)
-            H = self.prefix.output_size
-            W, b = self.output.weight, self.output.bias
-            W_h, W_i = (W[:, :H], W[:, H:]) if self.hparams.merge == "concat" else (W, W)
-            c = F.linear(self.image(features), W_i, b)  # (M, V)
+            W_h, _ = self._output_parts()
+            c = self._image_logits(features)  # (M, V)
             N, T = targets.shape
             V = c.size(1)
             out = torch.zeros(N, c.size(0), dtype=c.dtype, device=c.device)
@@ -234,6 +235,16 @@ class CaptionGenerator(TokenModel):
                 sl = slice(lo, lo + per_chunk)
                 out[sl] = self._caption_block(self.prefix(inputs[sl])[0], targets[sl], W_h, c)
             return out
+
+    def _output_parts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output layer's weights split as ``logits = W_h h + (W_i img + b)``: concat,
+        W = [W_h, W_i]; add, W_h = W_i = W. The image's term is the same at every step."""
+        W, H = self.output.weight, self.prefix.output_size
+        return (W[:, :H], W[:, H:]) if self.hparams.merge == "concat" else (W, W)
+
+    def _image_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The image's term of the logits, ``W_i img + b``: (B, V) for features (B, F)."""
+        return F.linear(self.image(features), self._output_parts()[1], self.output.bias)
 
     def _caption_block(
         self, h: torch.Tensor, targets: torch.Tensor, W_h: torch.Tensor, c: torch.Tensor
