@@ -371,16 +371,18 @@ def _kv_cache(run: Run, model, features: torch.Tensor) -> list[Figure]:
 
     def uncached_args():
         args = model._search_args(features, 4, {})
-        img = args["init_state"][-1]
-        start = torch.zeros(1, img.size(1), 0, dtype=torch.long, device=img.device)
+        image_logits = args["init_state"][-1]  # the image's term of the logits, per image
+        start = torch.zeros(1, image_logits.size(1), 0, dtype=torch.long, device=features.device)
+        W_h, _ = model._output_parts()
 
         def step(prev, state):
-            history, img = state
+            history, image_logits = state
             history = torch.cat([history, prev[None, :, None]], 2)
             out, _ = model.prefix(history[0])
-            return model.output(model._merge(out[:, -1], img[0])).log_softmax(-1), (history, img)
+            logits = torch.nn.functional.linear(out[:, -1], W_h) + image_logits[0]
+            return logits.log_softmax(-1), (history, image_logits)
 
-        return {**args, "step_fn": step, "init_state": (start, img)}
+        return {**args, "step_fn": step, "init_state": (start, image_logits)}
 
     with torch.no_grad():
         cached = run.time(lambda: beam_search(**model._search_args(features, 4, {})))
