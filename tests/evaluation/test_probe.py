@@ -46,7 +46,9 @@ def test_shapes_labels_by_hand():
         "edge": [shape("cross", "pink", "large", 0.4, 0.5)],  # x near a third's boundary
     }  # fmt: skip
     labels = attribute_labels("shapes", scenes)
-    assert len(labels) == 3 + len(SHAPES) + len(COLOURS) + len(COLOURS) * len(SHAPES) + 3
+    assert len(labels) == 3 + len(SHAPES) + len(COLOURS) + len(COLOURS) * len(SHAPES) + 1 + 2 * len(
+        SHAPES
+    )
     assert labels["count"] == {"one": "1", "two": "2", "twins": "2", "edge": "1"}
     assert labels["shape/circle"] == {"one": "yes", "two": "yes", "twins": "yes", "edge": "no"}
     assert labels["shape/star"] == {"one": "no", "two": "yes", "twins": "no", "edge": "no"}
@@ -60,16 +62,21 @@ def test_shapes_labels_by_hand():
                                        "twins": "large+small", "edge": "large"}  # fmt: skip
     # only one-object pictures with a nameable place; only two objects of two kinds
     assert labels["position"] == {"one": "in the top left corner"}
-    # the pair in (shape, colour) order: the green circle, then the blue star on its right
-    assert labels["pair_relation"] == {"two": "left"}
-    assert labels["pair_left_right"] == {"two": "left"}
+    # a task per shape: the green circle is left of the blue star, the star right of it;
+    # "twins" (two circles) has no shape-to-shape relation
+    assert labels["pair_left_right/circle"] == {"two": "left"}
+    assert labels["pair_left_right/star"] == {"two": "right"}
+    assert labels["pair_above_below/circle"] == labels["pair_above_below/star"] == {}
+    assert labels["pair_left_right/square"] == {}
 
 
-def test_shapes_pair_relation_is_read_off_the_positions():
+def test_shapes_pair_relation_is_on_the_axis_the_captions_use():
     scenes = {"v": [shape("square", "red", "small", 0.5, 0.8), shape("circle", "blue", "small", 0.45, 0.2)]}  # fmt: skip
     labels = attribute_labels("shapes", scenes)
-    assert labels["pair_relation"] == {"v": "above"}  # the circle (first by shape) is above
-    assert labels["pair_left_right"] == {"v": "left"}  # and (just) left of the square
+    # the circle is (just) left of the square but well above it: the captions say "above"
+    assert labels["pair_above_below/circle"] == {"v": "above"}
+    assert labels["pair_above_below/square"] == {"v": "below"}
+    assert labels["pair_left_right/circle"] == labels["pair_left_right/square"] == {}
 
 
 def test_scenes_labels_by_hand():
@@ -80,7 +87,7 @@ def test_scenes_labels_by_hand():
         "same": [icon("moon", "green", "small", 1, 1), icon("moon", "green", "large", 2, 1)],
     }  # fmt: skip
     labels = attribute_labels("scenes", scenes)
-    assert len(labels) == 1 + 4 * 9 + len(SCENE_CATEGORIES) + 2 * len(SCENE_COLOURS) + 2
+    assert len(labels) == 1 + 4 * 9 + 3 * len(SCENE_CATEGORIES) + 2 * len(SCENE_COLOURS)
     assert labels["count"] == {"pair": "2", "three": "3", "same": "2"}
     pair = {a: v["pair"] for a, v in labels.items() if "pair" in v}
     assert pair["cell_category/r0c2"] == "star"
@@ -98,17 +105,21 @@ def test_scenes_labels_by_hand():
     assert [c for c in SCENE_COLOURS if pair[f"colour/{c}"] == "yes"] == ["red", "blue"]
     assert labels["colour_count/red"] == {"pair": "1", "three": "2", "same": "0"}
     assert labels["colour_count/black"] == {"pair": "0", "three": "1", "same": "0"}
-    # the pair in (category, colour) order: the blue ring (row 1, col 0), then the red star
-    # (row 0, col 2); "three" has three objects and "same" two of one kind: no pair label
-    assert labels["pair_horizontal"] == {"pair": "left"}
-    assert labels["pair_vertical"] == {"pair": "below"}
+    # a task per category: the blue ring (row 1, col 0) is left of and below the red star
+    # (row 0, col 2); "three" has three objects and "same" two moons: no pair label
+    assert labels["pair_horizontal/ring"] == {"pair": "left"}
+    assert labels["pair_vertical/ring"] == {"pair": "below"}
+    assert labels["pair_horizontal/star"] == {"pair": "right"}
+    assert labels["pair_vertical/star"] == {"pair": "above"}
+    assert labels["pair_horizontal/moon"] == labels["pair_horizontal/fish"] == {}
 
 
 def test_scenes_pair_in_one_column_is_same():
     scenes = {"col": [icon("arrow", "red", "small", 0, 1), icon("bolt", "red", "small", 2, 1)]}
     labels = attribute_labels("scenes", scenes)
-    assert labels["pair_horizontal"] == {"col": "same"}
-    assert labels["pair_vertical"] == {"col": "above"}  # the arrow is first, on top
+    assert labels["pair_horizontal/arrow"] == labels["pair_horizontal/bolt"] == {"col": "same"}
+    assert labels["pair_vertical/arrow"] == {"col": "above"}
+    assert labels["pair_vertical/bolt"] == {"col": "below"}
 
 
 def test_other_datasets_are_refused():
@@ -307,7 +318,7 @@ def test_the_command_writes_probe_json(tmp_path, capsys):
     assert report["dataset"] == "shapes" and report["threshold"] == 0.95
     assert report["images"] == {"train": 24, "val": 8, "test": 8}
     assert report["data"]["encoder"]["name"] == "small_cnn"
-    assert {"count", "shape/circle", "colour_shape/red_circle", "pair_relation"} <= set(
+    assert {"count", "shape/circle", "colour_shape/red_circle", "pair_left_right/star"} <= set(
         report["attributes"]
     )
     count = report["attributes"]["count"]
