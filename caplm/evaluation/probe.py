@@ -91,9 +91,11 @@ THRESHOLD = 0.95
 #: label has a handful of test positives: one miss among 8 costs 6 points).
 BOOTSTRAP = 1000
 EMPTY = "empty"
-#: The relation tasks' axes, one family each (``pair_left_right/circle``, ...).
-SHAPE_AXES = ("left_right", "above_below")
-SCENE_AXES = ("horizontal", "vertical")
+#: The relation tasks' axes, one family each (``pair_left_right/circle``, ...): shapes' with
+#: the relation words on each; scenes' with the cell coordinate each compares and its words.
+SHAPE_AXES = {"left_right": ("left", "right"), "above_below": ("above", "below")}
+SHAPE_AXIS_OF = {word: axis for axis, words in SHAPE_AXES.items() for word in words}
+SCENE_AXES = {"horizontal": ("col", ("left", "right")), "vertical": ("row", ("above", "below"))}
 
 
 # --------------------------------------------------------------------------- labels
@@ -142,8 +144,7 @@ def _shapes_labels(scenes: Mapping[str, list[dict]]) -> dict[str, dict[str, str]
         if len(objects) == 2 and len(shapes) == 2:
             for a, b in (objects, objects[::-1]):
                 word = relation(a, b)
-                axis = "left_right" if word in ("left", "right") else "above_below"
-                labels[f"pair_{axis}/{a['shape']}"][image] = word
+                labels[f"pair_{SHAPE_AXIS_OF[word]}/{a['shape']}"][image] = word
     return labels
 
 
@@ -176,11 +177,8 @@ def _scenes_labels(scenes: Mapping[str, list[dict]]) -> dict[str, dict[str, str]
             labels[f"colour_count/{c}"][image] = str(colours.get(c, 0))
         if len(objects) == 2 and len(categories) == 2:
             for a, b in (objects, objects[::-1]):
-                k = a["category"]
-                labels[f"pair_horizontal/{k}"][image] = _order(
-                    a["col"], b["col"], ("left", "right")
-                )
-                labels[f"pair_vertical/{k}"][image] = _order(a["row"], b["row"], ("above", "below"))
+                for axis, (key, words) in SCENE_AXES.items():
+                    labels[f"pair_{axis}/{a['category']}"][image] = _order(a[key], b[key], words)
     return labels
 
 

@@ -46,9 +46,8 @@ def test_shapes_labels_by_hand():
         "edge": [shape("cross", "pink", "large", 0.4, 0.5)],  # x near a third's boundary
     }  # fmt: skip
     labels = attribute_labels("shapes", scenes)
-    assert len(labels) == 3 + len(SHAPES) + len(COLOURS) + len(COLOURS) * len(SHAPES) + 1 + 2 * len(
-        SHAPES
-    )
+    pairs = 2 * len(SHAPES)  # left-right and above-below, per shape
+    assert len(labels) == 3 + len(SHAPES) + len(COLOURS) + len(COLOURS) * len(SHAPES) + 1 + pairs
     assert labels["count"] == {"one": "1", "two": "2", "twins": "2", "edge": "1"}
     assert labels["shape/circle"] == {"one": "yes", "two": "yes", "twins": "yes", "edge": "no"}
     assert labels["shape/star"] == {"one": "no", "two": "yes", "twins": "no", "edge": "no"}

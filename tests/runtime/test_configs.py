@@ -96,10 +96,13 @@ def test_make_sweep_runs_the_paper_grid_on_both_generated_datasets():
     fixed = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
     cfg = _compose(fixed)
     jobs = _sweep_jobs(cfg, overrides)
-    datasets = {dict(j.split("=", 1) for j in job)["data"] for job in jobs}
+    values = [dict(o.split("=", 1) for o in job) for job in jobs]
+    datasets = {v["data"] for v in values}
     assert datasets == {"shapes_lab", "scenes_lab"}
-    seeds = {dict(j.split("=", 1) for j in job)["seed"] for job in jobs}
-    assert seeds == {"1", "2"}  # the paper grid's first two seeds: under 20 min on 2 cores
+    assert {v["seed"] for v in values} == {
+        "1",
+        "2",
+    }  # the paper grid's first two seeds: under 20 min on 2 cores
     assert len(jobs) == 96  # the paper grid (48 jobs with two seeds) on each dataset
     for job in jobs[:: len(jobs) // 12]:
         composed = _compose([*fixed, *job])
