@@ -41,6 +41,7 @@ from caplm.models.transfer.modes import (
     method_problems,
     mode_keys,
 )
+from caplm.runtime import devices
 from caplm.runtime.training import FIT_KEYS, MONITOR, MONITORS
 
 #: Folder names stay under the 255 bytes of common file systems.
@@ -55,9 +56,10 @@ NOT_RESULTS = (
     "task_name",
     "skip_completed",
     "threads",
+    "jobs_per_gpu",
     "transferability",
 )  # scores of the LM, computed beside the job: see its config
-TOP_KEYS = ("seed", "task_name", "skip_completed", "threads")
+TOP_KEYS = ("seed", "task_name", "skip_completed", "threads", "jobs_per_gpu")
 GROUPS = ("paths", "data", "corpus", "lm", "model", "generation", "transfer", "trainer",
           "logger", "eval", "transferability", "hydra")  # fmt: skip
 PATHS_KEYS = ("root_dir", "data_dir", "cache_dir", "lm_cache_dir", "output_dir", "multirun_dir")
@@ -130,6 +132,17 @@ def cpu_jobs(gib_per_job: float) -> int:
     return max(1, min(available_cores(), int(memory // float(gib_per_job))))
 
 
+def gpu_jobs(jobs_per_gpu: int | None, gib_per_job: float) -> int:
+    """``hydra/launcher=gpus``'s jobs at once: ``jobs_per_gpu`` on every visible GPU (None:
+    as many as the GPU's memory holds at ``gib_per_job`` GiB, one job per CPU core at most;
+    see ``devices.default_jobs_per_gpu``)."""
+    if jobs_per_gpu is None:
+        jobs_per_gpu = devices.default_jobs_per_gpu(
+            devices.gpu_memory_gib(), gib_per_job, num_gpus(), available_cores()
+        )
+    return num_gpus() * int(jobs_per_gpu)
+
+
 def register_resolvers() -> None:
     for name, fn in {
         "caplm_root": lambda: str(PROJECT_ROOT),
@@ -137,6 +150,7 @@ def register_resolvers() -> None:
         "job_dirname": job_dirname,
         "num_gpus": num_gpus,
         "cpu_jobs": cpu_jobs,
+        "gpu_jobs": gpu_jobs,
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
@@ -247,6 +261,8 @@ def _check_top(cfg, p: Problems) -> None:
             isinstance(cfg.get("skip_completed"), bool), "true or false")  # fmt: skip
     threads = cfg.get("threads")
     p.value("threads", threads, threads is None or _int(threads, 1), "null or an integer >= 1")
+    per_gpu = cfg.get("jobs_per_gpu")
+    p.value("jobs_per_gpu", per_gpu, per_gpu is None or _int(per_gpu, 1), "null or an integer >= 1")
 
 
 def _check_paths(cfg, p: Problems) -> None:

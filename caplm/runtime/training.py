@@ -153,7 +153,7 @@ def make_trainer(
         else []
     )
     kwargs = to_dict(trainer_cfg)
-    kwargs = pin_trainer_devices(kwargs)  # one GPU per parallel job (no-op on the CPU)
+    kwargs = pin_trainer_devices(kwargs)  # a GPU slot per parallel job (no-op on the CPU)
     kwargs = resolve_precision(kwargs)
     trainer = L.Trainer(
         **kwargs,

@@ -165,3 +165,178 @@ def test_trainer_gpu_asks_for_bf16_where_supported_and_can_turn_it_off():
     gpu = OmegaConf.load(CONF_DIR / "trainer" / "gpu.yaml")
     assert gpu.precision == devices.BF16_WHERE_SUPPORTED
     assert OmegaConf.load(CONF_DIR / "trainer" / "cpu.yaml").precision == "32-true"
+
+
+# -- several jobs per GPU (hydra/launcher=gpus jobs_per_gpu=k) -----------------------------------
+
+
+def _slot_worker(ids, lock_dir, slots, events, lock):
+    # a pool worker: claims a slot, says so, holds it a moment, says it frees it, frees it
+    import time
+
+    got = devices.claim_slot(ids, lock_dir, poll_s=0.01, slots=slots)
+    with lock:
+        events.put(("got", got))
+    time.sleep(0.2)
+    with lock:
+        events.put(("free", got))
+    devices.release_device()
+
+
+@pytest.mark.parametrize(("workers", "gpus", "slots"), [(6, 3, 2), (9, 2, 2), (5, 1, 4)])
+def test_k_jobs_on_n_simulated_gpus_use_every_slot_once_at_a_time(tmp_path, workers, gpus, slots):
+    ids = [f"GPU-{i}" for i in range(gpus)]
+    ctx = mp.get_context("fork")
+    events, lock = ctx.Queue(), ctx.Lock()
+    procs = [
+        ctx.Process(target=_slot_worker, args=(ids, tmp_path, slots, events, lock))
+        for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    log = [events.get(timeout=60) for _ in range(2 * workers)]
+    for p in procs:
+        p.join(timeout=10)
+    held, most, seen = set(), 0, set()
+    for kind, pair in log:
+        if kind == "got":
+            assert pair not in held  # no slot held by two workers at once
+            held.add(pair)
+            seen.add(pair)
+            most = max(most, len(held))
+        else:
+            held.remove(pair)
+    capacity = gpus * slots
+    assert seen == {(d, s) for d in range(gpus) for s in range(slots)} or workers < capacity
+    assert most <= capacity
+    assert all(0 <= d < gpus and 0 <= s < slots for d, s in seen)
+
+
+def _holding_worker(ids, lock_dir, slots, barrier, out):
+    got = devices.claim_slot(ids, lock_dir, poll_s=0.01, slots=slots)
+    barrier.wait()  # hold the slot until every worker has one
+    out.put(got)
+
+
+def test_jobs_fill_slot_0_of_every_gpu_before_doubling_up(tmp_path):
+    ids = ["GPU-a", "GPU-b"]
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [
+        ctx.Process(target=_holding_worker, args=(ids, tmp_path, 4, barrier, out)) for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    pairs = sorted(out.get(timeout=30) for _ in procs)
+    for p in procs:
+        p.join(timeout=10)
+    assert pairs == [(0, 0), (0, 1), (1, 0), (1, 1)]  # 2 jobs per GPU, not 4 on the first
+
+
+def test_a_dead_workers_slot_is_freed(tmp_path):
+    import os
+    import signal
+
+    ids = ["GPU-only"]
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+
+    def hold_forever(q):
+        q.put(devices.claim_slot(ids, tmp_path, poll_s=0.01, slots=2))
+        import time
+
+        time.sleep(60)
+
+    first = ctx.Process(target=hold_forever, args=(out,))
+    first.start()
+    assert out.get(timeout=10) == (0, 0)
+    second = ctx.Process(target=hold_forever, args=(out,))
+    second.start()
+    assert out.get(timeout=10) == (0, 1)
+    os.kill(first.pid, signal.SIGKILL)  # dies without releasing anything
+    first.join()
+    try:
+        assert devices.claim_slot(ids, tmp_path, poll_s=0.01, slots=2) == (0, 0)
+    finally:
+        second.kill()
+        second.join()
+
+
+def test_a_bad_slot_count_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="jobs_per_gpu must be a positive integer"):
+        devices.claim_slot(["GPU-a"], tmp_path, slots=0)
+
+
+@pytest.mark.parametrize(
+    ("gpu_gib", "gib_per_job", "gpus", "cores", "expected"),
+    [
+        (80, 2, 1, 16, 16),  # an H100 on a 16-core machine: the cores cap it
+        (80, 2, 8, 16, 2),  # 8 GPUs share the 16 cores
+        (24, 2, 1, 64, 12),  # memory caps it
+        (1, 2, 1, 16, 1),  # never 0
+        (None, 2, 1, 16, 1),  # no GPU
+    ],
+)
+def test_default_jobs_per_gpu_by_memory_then_cores(gpu_gib, gib_per_job, gpus, cores, expected):
+    assert devices.default_jobs_per_gpu(gpu_gib, gib_per_job, gpus, cores) == expected
+
+
+@pytest.mark.parametrize(
+    ("launcher", "gpus", "expected"),
+    [
+        ({"_target_": JOBLIB, "n_jobs": 8}, 2, 4),
+        ({"_target_": JOBLIB, "n_jobs": 3}, 2, 2),  # rounded up: no worker waits for ever
+        ({"_target_": JOBLIB, "n_jobs": 1}, 4, 1),
+        ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 2, 1),
+        (None, 2, 1),
+    ],
+)
+def test_slots_per_gpu_from_the_launchers_jobs(launcher, gpus, expected):
+    assert devices.slots_per_gpu(launcher, gpus) == expected
+
+
+def test_pin_trainer_devices_claims_a_slot_of_the_launchers_share(monkeypatch, tmp_path):
+    monkeypatch.setattr(devices, "visible_gpus", lambda: ["GPU-x"])
+    monkeypatch.setattr(devices, "default_lock_dir", lambda: tmp_path)
+    launcher = {"_target_": JOBLIB, "n_jobs": 2}
+    cfg = {"accelerator": "gpu", "devices": 1}
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+
+    def other_worker(q):  # holds slot 0 of the only GPU while this process claims
+        q.put(devices.pin_trainer_devices(cfg, launcher)["devices"])
+        import time
+
+        time.sleep(60)
+
+    other = ctx.Process(target=other_worker, args=(out,))
+    other.start()
+    try:
+        assert out.get(timeout=10) == [0]
+        assert devices.pin_trainer_devices(cfg, launcher)["devices"] == [0]  # slot 1, no wait
+        assert devices.claim_slot(["GPU-x"], tmp_path) == (0, 1)
+    finally:
+        other.kill()
+        other.join()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "memory_gib", "expected"),
+    [(["jobs_per_gpu=4"], 80, 12), ([], 80, 3 * 5), ([], 4, 3 * 2), ([], None, 3)],
+)
+def test_the_gpus_launcher_runs_jobs_per_gpu_on_every_gpu(
+    monkeypatch, overrides, memory_gib, expected
+):
+    # 3 simulated GPUs on a 16-core machine: by default 16 // 3 = 5 jobs each, fewer when
+    # the memory (at 2 GiB a job) holds fewer
+    monkeypatch.setattr(config, "num_gpus", lambda: 3)
+    monkeypatch.setattr(config, "available_cores", lambda: 16)
+    monkeypatch.setattr(devices, "gpu_memory_gib", lambda: memory_gib)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=["hydra/launcher=gpus", *overrides], return_hydra_config=True
+        )
+    GlobalHydra.instance().clear()
+    assert cfg.hydra.launcher.n_jobs == expected
+    assert devices.slots_per_gpu(cfg.hydra.launcher, 3) == expected // 3
