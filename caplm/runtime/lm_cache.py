@@ -3,7 +3,9 @@
 An LM is identified by a hash of what determines it: its config (architecture, optimiser,
 epochs, early stopping; ``arch`` only when it is not ``rnn``, so RNN LMs keep the keys they
 had before Transformers came), the exact text it trains and validates on (which fixes the
-corpus, its size exponent and the run's shuffle), its vocabulary, and the seed. Jobs of a
+corpus, its size exponent and the run's shuffle), its vocabulary, the seed, and the numeric
+precision it was trained in (only when it is not float32, so float32 LMs keep their keys: a
+bf16 LM is never reused by a float32 job, nor the other way round). Jobs of a
 sweep, or of later sweeps, that need the same LM find it under ``<lm_cache_dir>/<key>/``. A
 file lock makes concurrent jobs (other processes, other GPUs, other nodes on a shared file
 system) wait while one of them trains it; an interrupted training resumes from its last
@@ -57,19 +59,32 @@ class CachedLM:
     trained_here: bool  # this job trained it (False: reused from the cache)
 
 
-def lm_identity(lm_cfg, corpus: Corpus, vocab: Vocabulary, seed: int) -> dict:
-    """Everything that determines a trained LM (and nothing that does not, like devices)."""
+#: Lightning's short precision names, as the long ones they stand for.
+PRECISION_ALIASES = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+
+
+def lm_identity(
+    lm_cfg, corpus: Corpus, vocab: Vocabulary, seed: int, precision: str | int = "32-true"
+) -> dict:
+    """Everything that determines a trained LM (and nothing that does not, like devices).
+
+    ``precision`` is the Lightning precision the LM trains in (resolved: ``bf16-mixed``, not
+    ``bf16-where-supported``); float32 adds nothing, so float32 entries keep their keys."""
     cfg = to_dict(lm_cfg)
     cfg.pop("name", None)  # a preset's name is a label; its values are what count
     if cfg.get("arch", "rnn") == "rnn":  # RNN LMs keep the keys they had before `arch` existed
         cfg.pop("arch", None)
-    return {
+    identity = {
         "version": CACHE_VERSION,
         "lm": cfg,
         "corpus": stable_hash({"train": corpus.train, "val": corpus.val}),
         "vocab": stable_hash(vocab.itos),
         "seed": int(seed),
     }
+    precision = PRECISION_ALIASES.get(str(precision), str(precision))
+    if precision != "32-true":
+        identity["precision"] = precision
+    return identity
 
 
 def get_or_train(
@@ -80,13 +95,14 @@ def get_or_train(
     cache_dir: str | Path,
     make_trainer: Callable,
     poll_s: float = 10.0,
+    precision: str | int = "32-true",
 ) -> CachedLM:
-    """The LM for this corpus/config/seed: from the cache, or trained now and stored.
+    """The LM for this corpus/config/seed/precision: from the cache, or trained now and stored.
 
     ``make_trainer(ckpt_dir, fit_cfg)`` returns ``(trainer, history)`` (see
-    :func:`caplm.runtime.training.make_trainer`).
+    :func:`caplm.runtime.training.make_trainer`); ``precision`` is the one it trains in.
     """
-    identity = lm_identity(lm_cfg, corpus, vocab, seed)
+    identity = lm_identity(lm_cfg, corpus, vocab, seed, precision)
     key = stable_hash(identity)
     path = Path(cache_dir) / key
     cached = _cached(key, path)  # complete: no lock needed, so read-only caches work

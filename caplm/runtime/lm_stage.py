@@ -14,8 +14,10 @@ from caplm.data.corpora import IN_DOMAIN, build_corpus
 from caplm.data.text import Vocabulary
 from caplm.data.types import CaptionDataset
 from caplm.evaluation.evaluate import evaluate_lm
+from caplm.io import to_dict
 from caplm.results import keyed, lm_key
 from caplm.runtime import lm_cache, loggers
+from caplm.runtime.devices import resolve_precision
 from caplm.runtime.lm_cache import CachedLM
 from caplm.runtime.training import make_trainer, warn_if_capped
 
@@ -39,6 +41,7 @@ def language_model(cfg: DictConfig, dataset: CaptionDataset) -> tuple[CachedLM, 
         cfg.seed,
         cfg.paths.lm_cache_dir,
         make_trainer=partial(make_trainer, cfg.trainer, logger=lm_logger),
+        precision=resolve_precision(to_dict(cfg.trainer))["precision"],
     )
     if not lm.trained_here:  # its curves were logged by the job that trained it: show them here
         loggers.replay_history(lm_logger, lm.info["history"])

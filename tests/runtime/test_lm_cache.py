@@ -61,3 +61,32 @@ def test_zero_epochs_stores_the_untrained_initialisation(make_cfg, tmp_path):
     cached = get_or_train(lm, corpus(), Vocabulary.build(SENTENCES), 1, tmp_path, trainer)
     assert cached.info["epochs"] == 0 and cached.info["history"] == []
     assert not (cached.path / "checkpoints").exists()
+
+
+def test_the_key_counts_the_precision_and_keeps_float32_keys(make_cfg, tmp_path):
+    import pytest
+
+    from caplm.io import stable_hash
+
+    lm, trainer = lm_and_trainer(make_cfg)
+    vocab = Vocabulary.build(SENTENCES)
+    base = lm_identity(lm, corpus(), vocab, seed=1)
+    # float32 (however Lightning spells it) adds nothing: existing entries keep their keys
+    assert set(base) == {"version", "lm", "corpus", "vocab", "seed"}
+    for fp32 in ("32-true", "32", 32):
+        assert lm_identity(lm, corpus(), vocab, seed=1, precision=fp32) == base
+    keys = {
+        p: stable_hash(lm_identity(lm, corpus(), vocab, seed=1, precision=p))
+        for p in ("bf16-mixed", "bf16", "16-mixed", "64-true")
+    }
+    assert keys["bf16"] == keys["bf16-mixed"]
+    assert len({stable_hash(base), keys["bf16-mixed"], keys["16-mixed"], keys["64-true"]}) == 4
+
+    first = get_or_train(lm, corpus(), vocab, 1, tmp_path, trainer)
+
+    def never(*args):
+        raise AssertionError("trained again")
+
+    assert get_or_train(lm, corpus(), vocab, 1, tmp_path, never).key == first.key
+    with pytest.raises(AssertionError, match="trained again"):  # a bf16 job does not reuse it
+        get_or_train(lm, corpus(), vocab, 1, tmp_path, never, precision="bf16-mixed")
