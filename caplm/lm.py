@@ -24,7 +24,7 @@ from caplm.data.readers import load_caption_dataset
 from caplm.io import write_json
 from caplm.results import RESULTS_FILE, pplx_key
 from caplm.runtime.jobs import Job, run_job
-from caplm.runtime.lm_stage import language_model
+from caplm.runtime.lm_stage import language_model, without_generator
 
 log = logging.getLogger("caplm.lm")
 
@@ -34,7 +34,7 @@ HEADLINE = {split: pplx_key("lm", split) for split in ("val", "capval", "captest
 
 def run(cfg: DictConfig) -> dict:
     """Run one LM-only job; returns its results (also in ``<output_dir>/results.json``)."""
-    return run_job(cfg, _train_and_evaluate)
+    return run_job(without_generator(cfg), _train_and_evaluate)
 
 
 def _train_and_evaluate(cfg: DictConfig, job: Job):

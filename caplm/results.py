@@ -51,6 +51,9 @@ This module imports nothing from caplm: training and the report both depend on i
 from __future__ import annotations
 
 RESULTS_FILE = "results.json"
+#: Written when a job starts, after its config was checked (``caplm.runtime.jobs``): a folder
+#: without it and without results never started its work (e.g. its config was refused).
+JOB_FILE = "job.json"
 #: A generator job's test captions: ``[{"image_id", "caption", "logprob", "references"}]``.
 CAPTIONS_FILE = "test_captions.json"
 #: A job's composed config, as Hydra saves it in the job's folder.

@@ -105,11 +105,30 @@ def _number(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
-def _mean_std(mean: float, std: float) -> str:
+def _mean_std(mean: float, std: float, digits: int | None = None) -> str:
     if pd.isna(mean):
         return ""
-    digits = 3 if abs(mean) < 10 else 1 if abs(mean) < 100 else 0
-    return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
+    if digits is None:  # one value alone: by its magnitude
+        digits = 3 if abs(mean) < 10 else 1 if abs(mean) < 100 else 0
+    spread = max(digits, 1)  # a whole-number measure's spread over seeds is not whole
+    return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{spread}f}")
+
+
+def _digits(means) -> int:
+    """Decimals for a column of means, one format for the whole column: none where every mean
+    is a whole number (epochs, vocabulary sizes), else by the smallest magnitude."""
+    values = [abs(float(m)) for m in means if not pd.isna(m)]
+    if not values or all(v.is_integer() for v in values):
+        return 0
+    least = min(values)
+    return 3 if least < 10 else 1 if least < 100 else 0
+
+
+def _mean_std_column(means, stds) -> list[str]:
+    """:func:`_mean_std` of each row of a column, every row with the column's decimals."""
+    means, stds = list(means), list(stds)
+    digits = _digits(means)
+    return [_mean_std(m, s, digits) for m, s in zip(means, stds, strict=True)]
 
 
 def _reused_note(reused: int) -> str:
@@ -130,6 +149,24 @@ def _not_applicable_note(jobs) -> str:
     )
 
 
+def _counted(sweep: Sweep) -> str:
+    """Where the header's job count comes from: the folders, and multirun.yaml's grid."""
+    found = sweep.found - len(sweep.not_applicable)
+    said = f"{found} job folder{'s' if found != 1 else ''} found"
+    if sweep.never_started:
+        said += f", {len(sweep.never_started)} more expected from multirun.yaml"
+    return said
+
+
+def _failed_note(failed) -> str:
+    if not failed:
+        return ""
+    return (
+        f"; {len(failed)} folder(s) of jobs that failed before they started (no job.json, e.g. "
+        "a refused config) are not counted: see the end"
+    )
+
+
 def _report_md(
     sweep: Sweep,
     cells: pd.DataFrame,
@@ -141,19 +178,18 @@ def _report_md(
     gallery: list[str],
 ) -> str:
     done = sweep.complete
-    total = sweep.expected if sweep.expected is not None else sweep.found
-    total -= len(sweep.not_applicable)
-    counted = "expected from multirun.yaml" if sweep.expected is not None else "job folders found"
     problems = [f"`{job}`: {why}" for job, why in sweep.incomplete]
     problems += [f"never started: `{job}`" for job in sweep.never_started]
     problems += [f"unreadable, skipped: {why}" for why in sweep.skipped]
+    problems += [f"failed before it started, not counted: `{job}`: {why}"
+                 for job, why in sweep.failed_to_start]  # fmt: skip
     md = [
         f"# caplm report: `{sweep.root}`",
         "",
-        f"**{sweep.finished} of {total} jobs complete** ({total} {counted}; "
+        f"**{sweep.finished} of {sweep.total} jobs complete** ({_counted(sweep)}; "
         f"{len(sweep.incomplete)} incomplete, {len(sweep.never_started)} never started, "
         f"{len(sweep.skipped)} unreadable){_reused_note(sweep.finished - len(done))}"
-        f"{_not_applicable_note(sweep.not_applicable)}. "
+        f"{_not_applicable_note(sweep.not_applicable)}{_failed_note(sweep.failed_to_start)}. "
         "Per-job tables: [results.md](results.md), [results.csv](results.csv).",
         "",
         "## Summary: mean ± std over seeds per grid cell",
@@ -306,10 +342,7 @@ def _summary_md(cells: pd.DataFrame) -> str:
     table = cells[[*keys, "n"]].copy()
     for header, key in KEY_COLUMNS:
         if f"{key}.mean" in cells and cells[f"{key}.mean"].notna().any():
-            table[header] = [
-                _mean_std(m, s)
-                for m, s in zip(cells[f"{key}.mean"], cells[f"{key}.std"], strict=True)
-            ]
+            table[header] = _mean_std_column(cells[f"{key}.mean"], cells[f"{key}.std"])
     return fixed + markdown_table(table)
 
 
@@ -389,10 +422,7 @@ def _lm_md(cells: pd.DataFrame, done: pd.DataFrame) -> list[str]:
     keys, fixed = _varying(with_lm, [c for c in CELL if c in with_lm])
     table = with_lm[[*keys, "n"]].copy()
     for header, key in shown:
-        table[header] = [
-            _mean_std(m, sd) for m, sd in zip(with_lm[f"{key}.mean"], with_lm[f"{key}.std"],
-                                              strict=True)
-        ]  # fmt: skip
+        table[header] = _mean_std_column(with_lm[f"{key}.mean"], with_lm[f"{key}.std"])
     lines = [fixed + markdown_table(table)]
     lines.append(
         "Perplexities are corrected for OOV words (the study's measure) unless marked plain; "

@@ -3,7 +3,9 @@
 ``scan`` returns a ``Sweep``: one table row per job with readable results (``job/`` keys lose
 their prefix: ``corpus``, ``transfer``, ``size_exponent``, ``seed``, ...; ``job_dir`` is the
 job's folder relative to the folder given), and what is missing: incomplete jobs, unreadable
-files (named, skipped), jobs a ``multirun.yaml`` asked for that never started.
+files (named, skipped), jobs a ``multirun.yaml`` asked for that never started, and folders of
+jobs that failed before they started (no ``job.json``: e.g. a refused config), which are named
+but not counted as jobs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from caplm.io import read_json
 from caplm.report.columns import CELL, FIRST_COLUMNS, REQUIRED
 from caplm.results import (
     COMPLETE,
+    JOB_FILE,
     NOT_APPLICABLE,
     OVERRIDES,
     RESULTS_FILE,
@@ -39,7 +42,7 @@ class Sweep:
     """What was found under a directory: the jobs' results and what is missing."""
 
     root: Path
-    found: int  # job folders (with results or Hydra's .hydra/)
+    found: int  # job folders (with results, or Hydra's .hydra/ and a job.json)
     table: pd.DataFrame  # one row per readable results.json, complete or not
     incomplete: list[tuple[str, str]]  # (job dir, why): a folder without complete results
     skipped: list[str]  # unreadable results files, each with the reason
@@ -47,6 +50,14 @@ class Sweep:
     expected: int | None  # jobs the multirun.yaml files ask for; None when unknown
     notes: list[str]  # why the expected count is unknown, and the like
     not_applicable: list[str] = ()  # job dirs of grid points outside the design (not run)
+    failed_to_start: list[tuple[str, str]] = ()  # (folder, why): no job.json, no results
+
+    @property
+    def total(self) -> int:
+        """The jobs of this folder: those found (grid points outside the design aside) and
+        those a multirun.yaml asked for that have no folder. Several multiruns into one folder
+        leave the last one's multirun.yaml only: the earlier ones' jobs count as found."""
+        return self.found - len(self.not_applicable) + len(self.never_started)
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -79,10 +90,13 @@ def scan(root: str | Path) -> Sweep:
     # A job folder has results.json once it has finished, and Hydra's .hydra/ from its start.
     job_dirs = {p.parent for p in root.rglob(RESULTS_FILE)}
     job_dirs |= {p.parent for p in root.rglob(".hydra") if p.is_dir()}
-    rows, incomplete, skipped, not_applicable, overrides = [], [], [], [], {}
+    rows, incomplete, skipped, not_applicable, overrides, failed = [], [], [], [], {}, []
     for job in sorted(job_dirs):
         rel = job.relative_to(root).as_posix()
         results = _read_results(job / RESULTS_FILE) if (job / RESULTS_FILE).exists() else None
+        if results is None and not (job / JOB_FILE).exists():
+            failed.append((rel, _failure(job)))
+            continue
         overrides[job] = _job_overrides(job, results if isinstance(results, dict) else None)
         if isinstance(results, str):
             skipped.append(results)
@@ -101,8 +115,8 @@ def scan(root: str | Path) -> Sweep:
         raise ReportError(f"{root}: no readable {RESULTS_FILE} found{found}; nothing to report")
     expected, never_started, notes = _expected_jobs(root, overrides)
     table = _tidy(rows)
-    return Sweep(root, len(job_dirs), table, incomplete, skipped, never_started, expected, notes,
-                 not_applicable)  # fmt: skip
+    return Sweep(root, len(job_dirs) - len(failed), table, incomplete, skipped, never_started,
+                 expected, notes, not_applicable, failed)  # fmt: skip
 
 
 def collect(root: str | Path) -> pd.DataFrame:
@@ -130,6 +144,18 @@ def _read_results(path: Path) -> dict | str:
     if missing:
         return f"{path}: missing keys {', '.join(missing)}"
     return obj
+
+
+def _failure(job: Path) -> str:
+    """Why a job folder holds no job.json: the last error its log names (caplm logs a refused
+    config there), else what the folder lacks."""
+    errors = [
+        line.split("] - ", 1)[-1]
+        for log in sorted(job.glob("*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if "][ERROR]" in line
+    ]
+    return errors[-1] if errors else f"no {JOB_FILE}: it stopped before its work began"
 
 
 def _job_overrides(job: Path, results: dict | None) -> frozenset[str]:

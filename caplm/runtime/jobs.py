@@ -36,6 +36,7 @@ from caplm.models.transfer.modes import job_mode, job_uses_lm
 from caplm.results import (
     COMPLETE,
     CONFIG_HASH,
+    JOB_FILE,
     NOT_APPLICABLE,
     OVERRIDES,
     RESULTS_FILE,
@@ -52,8 +53,6 @@ from caplm.runtime.config import NOT_RESULTS, check_config
 from caplm.runtime.devices import job_threads
 
 log = logging.getLogger(__name__)
-
-JOB_FILE = "job.json"
 
 
 def job_identity(cfg: DictConfig) -> dict:
@@ -108,7 +107,11 @@ def run_job(
 ) -> dict:
     """Check the config, then run ``body(cfg, job)`` unless the job is complete; write its
     results (``body`` returns them and what to do once they are written, or None)."""
-    check_config(cfg)
+    try:
+        check_config(cfg)
+    except Exception as err:  # in the job's log too, where the report finds why it failed
+        log.error("%s", err)
+        raise
     hc = _hydra()
     threads = job_threads(cfg.get("threads"), hc.launcher if hc else None)
     if threads:

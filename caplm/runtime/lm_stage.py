@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from caplm.data.corpora import IN_DOMAIN, build_corpus
 from caplm.data.text import Vocabulary
@@ -25,6 +25,24 @@ log = logging.getLogger(__name__)
 
 #: What an LM's cache entry says about it, copied into the results.
 INFO_RESULTS = ("vocab_size", "params", "corpus_size", "epochs", "train_time_s")
+
+
+#: Config groups of the caption generator, which an LM-only job has no use for.
+GENERATOR_GROUPS = ("model", "generation", "transfer", "transferability")
+
+
+def without_generator(cfg: DictConfig) -> DictConfig:
+    """An LM-only job's config: the generator's groups that a file composed into it brought
+    (``+study=flickr8k`` sets the study's ``model:`` beside its ``lm:``) are dropped, said
+    once, so they neither fail the checks nor enter the job's identity."""
+    extra = [group for group in GENERATOR_GROUPS if group in cfg]
+    if extra:
+        log.info("an LM-only job: the caption generator's settings (%s) are not used",
+                 ", ".join(f"{g}:" for g in extra))  # fmt: skip
+        with open_dict(cfg):
+            for group in extra:
+                cfg.pop(group)
+    return cfg
 
 
 def language_model(cfg: DictConfig, dataset: CaptionDataset) -> tuple[CachedLM, dict]:

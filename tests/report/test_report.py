@@ -268,7 +268,7 @@ def test_main_writes_tables_plots_and_report(sweeps, capsys):
 
     md = (out / "report.md").read_text()
     assert f"# caplm report: `{sweeps}`" in md
-    assert "**20 of 20 jobs complete** (20 expected from multirun.yaml; 0 incomplete" in md
+    assert "**20 of 20 jobs complete** (20 job folders found; 0 incomplete" in md
     assert "In every cell: data = flickr8k, lm_max_epochs = 100." in md
     assert "| captions | frozen | -1 | 2 | 0.450 ± 0.014 |" in md
     assert "| none | none |  | 2 | 0.451 ± 0.014 |" in md
@@ -292,6 +292,7 @@ def test_partial_sweep_lists_missing_incomplete_and_corrupt_jobs(sweeps, capsys)
     shutil.rmtree(never)  # never started: only multirun.yaml knows it
     crashed = job_folder(grid, corpus="captions", transfer="init", size_exponent=0.0, seed=1)
     (crashed / RESULTS_FILE).unlink()
+    (crashed / "job.json").write_text("{}")  # it had started: a crash mid-run
     failed = job_folder(grid, corpus="sotu", transfer="init", size_exponent=-1.0, seed=1)
     r = json.loads((failed / RESULTS_FILE).read_text())
     (failed / RESULTS_FILE).write_text(json.dumps({**r, "job/status": "failed"}))
@@ -302,7 +303,8 @@ def test_partial_sweep_lists_missing_incomplete_and_corrupt_jobs(sweeps, capsys)
     err = capsys.readouterr().err
     assert f"warning: skipped {corrupt / RESULTS_FILE}: not valid JSON" in err
     md = (sweeps / "out" / "report.md").read_text()
-    assert "**16 of 20 jobs complete** (20 expected from multirun.yaml; 2 incomplete, " in md
+    head = "**16 of 20 jobs complete** (19 job folders found, 1 more expected from multirun.yaml"
+    assert f"{head}; 2 incomplete, " in md
     assert "1 never started, 1 unreadable)" in md
     expected = "+experiment=transfer corpus=sotu seed=2 size_exponent=0 transfer=frozen"
     assert f"- never started: `grid: {expected}`" in md
@@ -457,3 +459,28 @@ def test_the_rank_correlation_comes_with_a_bootstrap_interval():
     rho = stats.spearmanr(x, y)[0]
     assert lo < rho < hi and hi - lo > 0.3  # 8 noisy points: a wide interval
     assert bootstrap_rho(x, y) == (lo, hi)  # seeded
+
+
+def test_header_counts_the_jobs_of_several_multiruns_into_one_folder(tmp_path):
+    """Each multirun into a folder rewrites its multirun.yaml: it knows the last one's jobs only
+    (it said "3 of 1 jobs complete"). A job whose config was refused is named, not counted."""
+    jobs = [(["transfer=none", f"seed={s}"], fake_results("none", "none", None, s, "controls"))
+            for s in (1, 2, 3)]  # fmt: skip
+    write_sweep(tmp_path / "s", "controls", {}, ["transfer=none", "seed=3"], jobs)
+    (tmp_path / "s" / "3" / ".hydra").mkdir(parents=True)  # refused before it began
+    assert main([str(tmp_path / "s"), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "**3 of 3 jobs complete** (3 job folders found; 0 incomplete, 0 never started" in md
+    assert "1 folder(s) of jobs that failed before they started (no job.json" in md
+    assert "- failed before it started, not counted: `3`: no job.json" in md
+
+
+def test_a_column_of_means_has_one_format(tmp_path):
+    """The epochs column mixed "8.000" and "10.0": each column now has one number of decimals."""
+    cells = pd.DataFrame({"transfer": ["init", "frozen", "none"], "n": [2, 2, 2],
+                          "lm/epochs.mean": [8.0, 10.0, 9.5], "lm/epochs.std": [1.0, 0.0, None],
+                          "lm/val.mean": [8.0, 10.0, 12.0], "lm/val.std": [None] * 3})  # fmt: skip
+    epochs = report_markdown._mean_std_column(cells["lm/epochs.mean"], cells["lm/epochs.std"])
+    assert epochs == ["8.000 ± 1.000", "10.000 ± 0.000", "9.500"]
+    whole = report_markdown._mean_std_column(cells["lm/val.mean"], cells["lm/val.std"])
+    assert whole == ["8", "10", "12"]

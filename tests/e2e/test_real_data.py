@@ -1,0 +1,70 @@
+"""Real data end to end as a new user meets it (#39): a small Karpathy JSON, the study's
+settings for LM-only jobs, and the report of such jobs."""
+
+import json
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from caplm import CONF_DIR
+from caplm import lm as lm_entry
+from caplm.report import scan
+from caplm.results import COMPLETE, JOB_FILE, RESULTS_FILE
+
+WORDS = "dog cat man woman runs sits red blue".split()
+#: What keeps a job on the Karpathy JSON below to a second (the LM's sizes shrunk).
+SMALL = ["data.min_word_freq=1", "lm.embed_size=8", "lm.rnn_size=8", "lm.fit.max_epochs=1",
+         "eval.lm_samples=5", "logger=none", "trainer.enable_progress_bar=false"]  # fmt: skip
+
+
+def karpathy_json(tmp_path: Path) -> Path:
+    """A Flickr8k-style Karpathy JSON: 40 / 8 / 8 images, two captions each, no pictures."""
+    images = [
+        {"filename": f"{split}{i}.jpg", "split": split, "sentences": [
+            {"raw": f"A {WORDS[i % 8]} and {i % 3 + 2} {WORDS[(i + k) % 8]}s."} for k in (3, 5)]}
+        for split, n in (("train", 40), ("val", 8), ("test", 8)) for i in range(n)
+    ]  # fmt: skip
+    path = tmp_path / "dataset_flickr8k.json"
+    path.write_text(json.dumps({"images": images}))
+    return path
+
+
+def lm_cfg(tmp_path: Path, overrides, job: str, config_name: str = "train_lm"):
+    """An LM-only (or generator) job on the Karpathy JSON, as ``python -m caplm.lm`` composes it."""
+    annotations = karpathy_json(tmp_path)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, return_hydra_config=True, overrides=[
+            "data=flickr8k", f"data.annotations={annotations}", *overrides, *SMALL,
+            f"paths.data_dir={tmp_path}/data"])  # fmt: skip
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "mr" / job)
+    return cfg
+
+
+def test_the_studys_settings_run_an_lm_only_job(tmp_path):
+    """``python -m caplm.lm +study=flickr8k``: the study file also sets the generator's
+    ``model:``, which an LM-only job has no use for; it ran into a ConfigAttributeError."""
+    cfg = lm_cfg(tmp_path, ["+study=flickr8k", "corpus.size_exponent=0"], "study")
+    results = lm_entry.run(cfg)
+    assert results["job/status"] == COMPLETE and results["job/lm"] == "study_flickr8k"
+    job = json.loads((Path(cfg.paths.output_dir) / JOB_FILE).read_text())
+    assert job["identity"]["lm"]["optimizer"] == "rmsprop" and "model" not in job["identity"]
+
+
+def test_a_job_that_failed_before_it_started_is_named_not_counted(tmp_path):
+    """A folder Hydra made for a job whose config was refused holds no job.json: the report
+    names it with the error its log holds, and does not count it as an incomplete job."""
+    lm_entry.run(lm_cfg(tmp_path, [], "ok"))
+    failed = tmp_path / "mr" / "lm.lr=oops"
+    (failed / ".hydra").mkdir(parents=True)
+    (failed / "lm.log").write_text("[2026-12-08 00:00:00,000][caplm.runtime.jobs][ERROR] - "
+                                   "1 problem(s) in the config:\n- lm: bad lr\n")  # fmt: skip
+    sweep = scan(tmp_path / "mr")
+    assert sweep.found == 1 and sweep.total == 1 and sweep.incomplete == []
+    assert sweep.failed_to_start == [("lm.lr=oops", "1 problem(s) in the config:")]
+    assert (tmp_path / "mr" / "ok" / RESULTS_FILE).is_file()
