@@ -20,7 +20,15 @@ from caplm.results import (
 #: which is its LM's when it has one (``lm/arch``).
 FAMILY = capgen_key("arch")
 # A grid cell: jobs that differ only in their seed. Seeds are the runs we average over.
-CELL = ("data", "corpus", "transfer", "size_exponent", "lm_max_epochs", FAMILY)
+CELL = ("data", "corpus", "transfer", "size_exponent", "lm", "lm_max_epochs", FAMILY)
+#: Settings beyond CELL that a sweep's jobs differ in (from each job's job.json), one column
+#: each, ``cfg.<key>`` (``cfg.lm.lr``): a cell is split on them too (``report.sweep``).
+SETTING = "cfg."
+
+
+def cell_columns(table) -> list[str]:
+    """The columns of ``table`` that make its grid cell: CELL's, then the settings' columns."""
+    return [c for c in CELL if c in table] + [c for c in table.columns if c.startswith(SETTING)]
 REQUIRED = (STATUS, *(job_key(k) for k in ("corpus", "transfer", "size_exponent", "seed")))
 FIRST_COLUMNS = ("job_dir", "experiment", *CELL, "seed", "status")
 LM_PPLX = pplx_key("lm", "captest")  # the x of the headline: LM perplexity on caption test

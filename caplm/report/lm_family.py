@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from caplm.report.columns import CELL, FAMILY, HEADLINE_METRIC, LM_PPLX
+from caplm.report.columns import FAMILY, HEADLINE_METRIC, LM_PPLX, cell_columns
 from caplm.report.summary import BOOTSTRAP, percentile_interval, summarize
 from caplm.report.transferability import CHUNK, MIN_LMS, kendall_rows
 from caplm.results import metric_key
@@ -52,7 +52,7 @@ def family_correlations(
     cells = cells.dropna(subset=[x, y, FAMILY])
     if cells[FAMILY].nunique() < 2:
         return empty
-    pair = [c for c in CELL if c in cells and c not in ("data", "transfer", FAMILY)]
+    pair = [c for c in cell_columns(cells) if c not in ("data", "transfer", FAMILY)]
     cells = cells.assign(_cell=cells[pair].astype(str).agg("|".join, axis=1) if pair else "")
     rng = np.random.default_rng(seed)
     rows = []

@@ -9,7 +9,7 @@ import pandas as pd
 from caplm.io import write_text
 from caplm.report.columns import (
     ALPHA,
-    CELL,
+    SETTING,
     GEN_AT_CAP,
     GEN_PPLX,
     HEADLINE_METRIC,
@@ -18,6 +18,7 @@ from caplm.report.columns import (
     LM_COLUMNS,
     LM_OOV_TOKENS,
     LM_PPLX,
+    cell_columns,
 )
 from caplm.report.gallery import IMAGES, write_galleries
 from caplm.report.lm_family import family_correlations, family_verdicts
@@ -194,6 +195,7 @@ def _report_md(
         "",
         "## Summary: mean ± std over seeds per grid cell",
         "",
+        _split_md(cells),
         _summary_md(cells),
         f"LM pplx: `{LM_PPLX}`; gen. pplx: `{GEN_PPLX}`; std is the sample standard "
         "deviation over seeds (none shown where n = 1). All columns: "
@@ -337,8 +339,19 @@ def _signed(v: float) -> str:
     return "" if pd.isna(v) else f"{v:+.2f}"
 
 
+def _split_md(cells: pd.DataFrame) -> str:
+    """The sentence naming the columns the cells were split on."""
+    split = [f"`{c}`" for c in cell_columns(cells) if cells[c].nunique(dropna=False) > 1]
+    return (
+        "A cell is the jobs that differ only in their seed (and in settings that do not change "
+        "results: devices, loggers, paths); every other setting they differ in splits them "
+        f"(`{SETTING}*`: a setting from the jobs' job.json). Split on: "
+        f"{', '.join(split) or 'nothing (one cell)'}.\n"
+    )
+
+
 def _summary_md(cells: pd.DataFrame) -> str:
-    keys, fixed = _varying(cells, [c for c in CELL if c in cells])
+    keys, fixed = _varying(cells, cell_columns(cells))
     table = cells[[*keys, "n"]].copy()
     for header, key in KEY_COLUMNS:
         if f"{key}.mean" in cells and cells[f"{key}.mean"].notna().any():
@@ -351,7 +364,7 @@ def _effects_md(effects: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     of the test captions' words its LM lacks (which a transferred generator cannot say)."""
     if effects.empty:
         return ["- no complete no-transfer job to compare with (transfer=none)"]
-    cell = [c for c in CELL if c in effects]
+    cell = cell_columns(effects)
     keys, fixed = _varying(effects, cell)
     table = effects[[*keys, "n"]].copy()
     table[f"Δ {HEADLINE_METRIC} [95% CI]"] = [
@@ -419,7 +432,7 @@ def _lm_md(cells: pd.DataFrame, done: pd.DataFrame) -> list[str]:
     if not shown:
         return ["- no job trained or reused a language model"]
     with_lm = cells[cells[f"{shown[0][1]}.mean"].notna()]
-    keys, fixed = _varying(with_lm, [c for c in CELL if c in with_lm])
+    keys, fixed = _varying(with_lm, cell_columns(with_lm))
     table = with_lm[[*keys, "n"]].copy()
     for header, key in shown:
         table[header] = _mean_std_column(with_lm[f"{key}.mean"], with_lm[f"{key}.std"])
@@ -478,7 +491,7 @@ def _study_md(table: pd.DataFrame, study: pd.DataFrame | None) -> list[str]:
 
 def _study_table_md(study: pd.DataFrame) -> str:
     """One row per cell: for each headline measure, ours ± std (n), the study's, the ratio."""
-    keys = [c for c in (*CELL, "study_experiment") if c in study]
+    keys = [*cell_columns(study), *(["study_experiment"] if "study_experiment" in study else [])]
     rows = []
     for _, group in study.groupby(keys, dropna=False, sort=False):
         row = {c: group[c].iloc[0] for c in keys}

@@ -21,7 +21,7 @@ from importlib import resources
 import pandas as pd
 
 from caplm.models.transfer.modes import BASELINE, CONTROL, WITH_LM
-from caplm.report.columns import CELL
+from caplm.report.columns import cell_columns
 from caplm.report.sweep import unique_complete
 from caplm.results import capgen_key, div_key, lm_key, metric_key, pplx_key, ret_key
 
@@ -167,7 +167,7 @@ def study_comparison(table: pd.DataFrame) -> pd.DataFrame:
     study's table. No row when nothing ran on Flickr8k.
     """
     done = unique_complete(table)
-    keys = [c for c in CELL if c in done]
+    keys = cell_columns(done)
     columns = [*keys, *COMPARISON]
     if not len(done):
         return pd.DataFrame(columns=columns)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from caplm.report.columns import ALPHA, BASELINE, CELL, FAMILY, HEADLINE_METRIC, LM_PPLX
+from caplm.report.columns import ALPHA, BASELINE, FAMILY, HEADLINE_METRIC, LM_PPLX, cell_columns
 from caplm.report.sweep import unique_complete
 from caplm.results import metric_key
 
@@ -18,11 +18,14 @@ from caplm.results import metric_key
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and std (sample, over seeds) of every numeric column per grid cell, plus n.
 
+    A cell is every setting the jobs differ in but the seed: CELL's columns and the settings
+    the sweep split on (``cfg.*``, see ``report.sweep``).
+
     Only complete jobs count. Columns: the cell's keys, ``n``, then ``<key>.mean`` and
     ``<key>.std`` for each numeric results key (std is NaN where n = 1).
     """
     done = unique_complete(df)
-    cell = [c for c in CELL if c in done]
+    cell = cell_columns(done)
     values = [
         c
         for c in done.columns
@@ -166,7 +169,7 @@ def transfer_effects(
     """
     done = unique_complete(df)
     key = metric_key(metric)
-    cell = [c for c in CELL if c in done]
+    cell = cell_columns(done)
     columns = [*cell, "n", "effect", "effect_lo", "effect_hi"]
     if key not in done or "data" not in done or not (done["transfer"] == BASELINE).any():
         return pd.DataFrame(columns=columns)
@@ -209,7 +212,7 @@ def method_ranking(df: pd.DataFrame, metric: str = HEADLINE_METRIC, seed: int = 
     ``effect_lo``, ``effect_hi``.
     """
     columns = ["data", "rank", "transfer", "n", "effect", "effect_lo", "effect_hi"]
-    pooled = df.drop(columns=[c for c in CELL if c not in ("data", "transfer") and c in df])
+    pooled = df.drop(columns=[c for c in cell_columns(df) if c not in ("data", "transfer")])
     effects = transfer_effects(pooled, metric, seed)
     if effects.empty:
         return pd.DataFrame(columns=columns)

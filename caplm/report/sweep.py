@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from caplm.io import read_json
-from caplm.report.columns import CELL, FIRST_COLUMNS, REQUIRED
+from caplm.report.columns import CELL, FIRST_COLUMNS, REQUIRED, SETTING
 from caplm.results import (
     COMPLETE,
     JOB_FILE,
@@ -91,6 +91,7 @@ def scan(root: str | Path) -> Sweep:
     job_dirs = {p.parent for p in root.rglob(RESULTS_FILE)}
     job_dirs |= {p.parent for p in root.rglob(".hydra") if p.is_dir()}
     rows, incomplete, skipped, not_applicable, overrides, failed = [], [], [], [], {}, []
+    settings = {}
     for job in sorted(job_dirs):
         rel = job.relative_to(root).as_posix()
         results = _read_results(job / RESULTS_FILE) if (job / RESULTS_FILE).exists() else None
@@ -110,11 +111,12 @@ def scan(root: str | Path) -> Sweep:
         if results[STATUS] != COMPLETE:
             incomplete.append((rel, f"status {results[STATUS]!r}"))
         rows.append({"job_dir": rel, **results})
+        settings[rel] = _settings(job, results)
     if not rows:
         found = f" ({len(skipped)} unreadable)" if skipped else ""
         raise ReportError(f"{root}: no readable {RESULTS_FILE} found{found}; nothing to report")
     expected, never_started, notes = _expected_jobs(root, overrides)
-    table = _tidy(rows)
+    table = _tidy(_split_settings(rows, settings))
     return Sweep(root, len(job_dirs) - len(failed), table, incomplete, skipped, never_started,
                  expected, notes, not_applicable, failed)  # fmt: skip
 
@@ -144,6 +146,46 @@ def _read_results(path: Path) -> dict | str:
     if missing:
         return f"{path}: missing keys {', '.join(missing)}"
     return obj
+
+
+def _settings(job: Path, results: dict) -> dict:
+    """The settings that determine a job's results (its job.json's ``identity``, the seed
+    aside), flat: ``{"lm.lr": 0.001, ...}``; a job that reused another's, that job's."""
+    source = job.parent / results[REUSED_FROM] if results.get(REUSED_FROM) else job
+    try:
+        identity = read_json(source / JOB_FILE).get("identity") or {}
+    except (OSError, ValueError):  # older jobs, or one killed while writing it
+        return {}
+    identity = {k: v for k, v in identity.items() if k != "seed"}
+    return _flat(identity)
+
+
+def _flat(node, where: str = "") -> dict:
+    if isinstance(node, dict) and node:
+        return {k: v for key, sub in node.items() for k, v in _flat(sub, f"{where}{key}.").items()}
+    value = json.dumps(node, sort_keys=True) if isinstance(node, dict | list) else node
+    return {where[:-1]: value}
+
+
+def _split_settings(rows: list[dict], settings: dict[str, dict]) -> list[dict]:
+    """``rows`` with a column ``cfg.<key>`` for each setting that splits a grid cell (CELL):
+    complete jobs of one cell that differ in it are not seeds of one setting. A setting that
+    follows from the cell and the settings taken before it (every ``lm.*`` of an ``lm`` name)
+    adds no column; ``*.name`` keys and shallower keys are taken first."""
+    done = [r for r in rows if r.get(STATUS) == COMPLETE and not r.get(REUSED_FROM)]
+    if not done:
+        return rows
+    cells = [tuple(str(r.get(f"job/{c}", r.get(c))) for c in CELL) for r in done]
+    groups = len(set(cells))
+    keys = sorted({k for r in done for k in settings[r["job_dir"]]},
+                  key=lambda k: (not k.endswith(".name"), k.count("."), k))  # fmt: skip
+    split = []
+    for key in keys:
+        more = [(*cell, str(settings[r["job_dir"]].get(key))) for cell, r in zip(cells, done, strict=True)]
+        if len(set(more)) > groups:
+            split.append(key)
+            cells, groups = more, len(set(more))
+    return [{**r, **{SETTING + k: settings.get(r["job_dir"], {}).get(k) for k in split}} for r in rows]
 
 
 def _failure(job: Path) -> str:
@@ -176,8 +218,10 @@ def _tidy(rows: list[dict]) -> pd.DataFrame:
 
     df = pd.DataFrame([{column(k): value(v) for k, v in r.items()} for r in rows])
     first = [c for c in FIRST_COLUMNS if c in df]
+    at = first.index("seed") if "seed" in first else len(first)
+    first[at:at] = [c for c in df if c.startswith(SETTING)]  # the cell's settings, after CELL
     df = df[first + [c for c in df.columns if c not in first]]
-    order = [c for c in (*CELL, "seed") if c in df]
+    order = [c for c in (*CELL, *(c for c in df if c.startswith(SETTING)), "seed") if c in df]
     return df.sort_values(order, na_position="first", kind="stable").reset_index(drop=True)
 
 

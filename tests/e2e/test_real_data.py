@@ -68,3 +68,19 @@ def test_a_job_that_failed_before_it_started_is_named_not_counted(tmp_path):
     assert sweep.found == 1 and sweep.total == 1 and sweep.incomplete == []
     assert sweep.failed_to_start == [("lm.lr=oops", "1 problem(s) in the config:")]
     assert (tmp_path / "mr" / "ok" / RESULTS_FILE).is_file()
+
+
+def test_report_cells_split_on_every_setting_but_the_seed(tmp_path):
+    """A default-LM job, a study-settings job and one with another learning rate, all seed 1,
+    were one cell "n=3" (no column for the LM's settings); now three cells of n = 1, and the
+    report names what it split on."""
+    from caplm.report import main, summarize
+
+    for job, overrides in (("default", []), ("study", ["+study=flickr8k"]), ("lr", ["lm.lr=0.01"])):
+        lm_entry.run(lm_cfg(tmp_path, overrides, job))
+    cells = summarize(scan(tmp_path / "mr").table)
+    assert sorted(zip(cells["lm"], cells["cfg.lm.lr"], cells["n"], strict=True)) == [
+        ("small", 0.003, 1), ("small", 0.01, 1), ("study_flickr8k", 0.00249, 1)]  # fmt: skip
+    assert main([str(tmp_path / "mr"), "--out", str(tmp_path / "out"), "--gallery", "0"]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Split on: `lm`, `cfg.lm.lr`." in md
