@@ -29,6 +29,8 @@ SETTING = "cfg."
 def cell_columns(table) -> list[str]:
     """The columns of ``table`` that make its grid cell: CELL's, then the settings' columns."""
     return [c for c in CELL if c in table] + [c for c in table.columns if c.startswith(SETTING)]
+
+
 REQUIRED = (STATUS, *(job_key(k) for k in ("corpus", "transfer", "size_exponent", "seed")))
 FIRST_COLUMNS = ("job_dir", "experiment", *CELL, "seed", "status")
 LM_PPLX = pplx_key("lm", "captest")  # the x of the headline: LM perplexity on caption test

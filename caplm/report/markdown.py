@@ -9,7 +9,6 @@ import pandas as pd
 from caplm.io import write_text
 from caplm.report.columns import (
     ALPHA,
-    SETTING,
     GEN_AT_CAP,
     GEN_PPLX,
     HEADLINE_METRIC,
@@ -18,6 +17,7 @@ from caplm.report.columns import (
     LM_COLUMNS,
     LM_OOV_TOKENS,
     LM_PPLX,
+    SETTING,
     cell_columns,
 )
 from caplm.report.gallery import IMAGES, write_galleries
@@ -65,7 +65,7 @@ def write_report(sweep: Sweep, out: str | Path, gallery: int = IMAGES) -> list[s
     write_text(out / "summary.csv", cells.to_csv(index=False))
     write_text(out / "correlations.csv", corr.to_csv(index=False))
     plots = plot_report(sweep.complete, cells, out)
-    study = study_comparison(sweep.table) if on_study_data(sweep.table) else None
+    study = study_comparison(sweep.table, sweep.settings) if on_study_data(sweep.table) else None
     if study is not None:
         write_text(out / "study_comparison.csv", study.to_csv(index=False))
     judged = judge(sweep.table)
@@ -486,7 +486,26 @@ def _study_md(table: pd.DataFrame, study: pd.DataFrame | None) -> list[str]:
         "[study_comparison.csv](study_comparison.csv).",
         "",
         _study_table_md(study),
+        *_departures_md(study),
     ]
+
+
+def _departures_md(study: pd.DataFrame) -> list[str]:
+    """Which settings of each compared cell differ from the study's (conf/study/*.yaml)."""
+    keys = cell_columns(study)
+    cells = study.drop_duplicates(keys)
+    varying, _ = _varying(cells, keys)
+    departing = cells[cells["departs_from_study"].fillna("") != ""]
+    if departing.empty:
+        return ["- every compared cell ran with the study's settings (`conf/study/*.yaml`)."]
+    lines = [
+        f"- **{len(departing)} of {len(cells)} compared cells depart from the study's settings** "
+        "(`conf/study/*.yaml`, which `+study=<corpus>` sets): their ratios are not like for like."
+    ]
+    for row in departing.to_dict("records"):
+        label = " / ".join(str(row[c]) for c in varying) or "the cell"
+        lines.append(f"  - {label}: {row['departs_from_study']}")
+    return lines
 
 
 def _study_table_md(study: pd.DataFrame) -> str:
@@ -496,7 +515,7 @@ def _study_table_md(study: pd.DataFrame) -> str:
     for _, group in study.groupby(keys, dropna=False, sort=False):
         row = {c: group[c].iloc[0] for c in keys}
         by_measure = group.set_index("measure")
-        for label in HEADLINE:
+        for label in (h for h in HEADLINE if h in by_measure.index):  # LM-only: LM measures
             m = by_measure.loc[label]
             row[f"{label} ours"] = _mean_std(m["caplm_mean"], m["caplm_std"]) + (
                 f" ({m['n_seeds']})" if m["n_seeds"] else ""

@@ -8,7 +8,10 @@ job sits in, ``MEASURES`` which study column stands beside which results key, an
 ratio beside each measure.
 
 The numbers compare only when caplm ran as the study did: its tokenisation
-(``data.normaliser=study``) and its hyper-parameters.
+(``data.normaliser=study``) and its hyper-parameters (``conf/study/<corpus>.yaml``).
+``departures`` names each setting of a job (its job.json) that differs from those, and
+``study_comparison`` lists them per cell. An LM-only job (``python -m caplm.lm``) is compared
+on the LM measures with the mean of the study's two transfer modes' LMs of its cell.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from importlib import resources
 
 import pandas as pd
 
+from caplm import CONF_DIR
 from caplm.models.transfer.modes import BASELINE, CONTROL, WITH_LM
 from caplm.report.columns import cell_columns
 from caplm.report.sweep import unique_complete
@@ -31,6 +35,22 @@ STUDY_DATA = "flickr8k"
 #: caplm's LM corpus names -> the study's ``lm_corpus`` (the in-domain corpus is Flickr8k's
 #: own training captions, ``captions`` in caplm).
 STUDY_CORPORA = {"captions": "flickr8k", "flickr8k": "flickr8k", "mscoco": "mscoco", "lm1b": "lm1b"}
+
+#: ``job/transfer`` of an LM-only job (``python -m caplm.lm``).
+LM_ONLY = "lm_only"
+#: The study's settings of a caplm LM corpus's cell (``conf/study/<file>.yaml``); the
+#: generator-only modes (no corpus) are compared with the in-domain cell's.
+STUDY_SETTINGS = {
+    "captions": "flickr8k",
+    "flickr8k": "flickr8k",
+    "mscoco": "mscoco",
+    "lm1b": "lm1b",
+}
+#: Settings compared with the study's (flat keys of a job's job.json, by prefix).
+COMPARED = ("lm.", "model.", "generation.", "data.normaliser", "data.min_word_freq",
+            "data.max_caption_len")  # fmt: skip
+#: A partial-training cell's LM stops after lm_max_epochs on purpose.
+PARTIAL_FIT = ("lm.fit.max_epochs", "lm.fit.early_stopping", "lm.fit.patience")
 
 #: The study's cell of caplm's no-transfer baseline: its generator whose LM was trained for 0
 #: epochs and fine-tuned (an untrained prefix, trained with the rest), in-domain, e = 0.
@@ -56,10 +76,13 @@ MEASURES = (
     ("lm_epochs_trained", lm_key("epochs"), "LM epochs"),
     ("gen_epochs", capgen_key("epochs"), "gen. epochs"),
 )
+#: What an LM-only job is compared on: the LM's measures.
+LM_MEASURES = tuple(m for m in MEASURES if m[1].startswith("lm/"))
 #: The measures report.md shows (labels of MEASURES); study_comparison.csv has them all.
 HEADLINE = ("CIDEr", "METEOR", "BLEU-4", "LM val pplx")
 #: study_comparison's columns, after the grid cell's (CELL).
 COMPARISON = (
+    "departs_from_study",
     "study_experiment",
     "measure",
     "key",
@@ -73,15 +96,91 @@ COMPARISON = (
 
 
 @functools.cache
-def _study_table() -> pd.DataFrame:
+def _packaged() -> pd.DataFrame:
     source = resources.files("caplm.report").joinpath(STUDY_FILE)
     with source.open("r", encoding="utf-8") as f:
         return pd.read_csv(f)
 
 
+@functools.cache
+def _study_table() -> pd.DataFrame:
+    """The study's table and, per main-grid cell (corpus, exponent), an ``lm_only`` row: its
+    init and frozen rows' means (each mode trained its own LMs), their runs summed."""
+    study = _packaged()
+    main = study[(study["experiment"] == "langmodtrans") & study["transfer"].isin(WITH_LM)]
+    rows = []
+    for (corpus, e), group in main.groupby(["lm_corpus", "size_exponent"], sort=False):
+        row = group.mean(numeric_only=True)
+        row["runs"] = group["runs"].sum()
+        rows.append({**row, "experiment": "langmodtrans", "lm_corpus": corpus,
+                     "transfer": LM_ONLY, "size_exponent": e})  # fmt: skip
+    return pd.concat([study, pd.DataFrame(rows, columns=study.columns)], ignore_index=True)
+
+
+@functools.cache
+def study_settings(name: str) -> dict:
+    """The study's settings of one cell, flat (``{"lm.lr": 0.00249, ...}``): ``train``
+    composed with ``data=flickr8k +study=<name>``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from caplm.runtime.config import register_resolvers
+
+    register_resolvers()
+    hydra = GlobalHydra.instance()
+    held = hydra.hydra if hydra.is_initialized() else None  # a Hydra run's: kept
+    hydra.clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=["data=flickr8k", f"+study={name}"])
+    finally:
+        hydra.clear()
+        if held is not None:
+            hydra.initialize(held)
+    groups = {
+        g: OmegaConf.to_container(cfg[g], resolve=True) for g in ("lm", "model", "generation")
+    }
+    groups["data"] = {k: cfg.data[k] for k in ("normaliser", "min_word_freq", "max_caption_len")}
+    return _flat(groups)
+
+
+def _flat(node, where: str = "") -> dict:
+    if isinstance(node, dict) and node:
+        return {k: v for key, sub in node.items() for k, v in _flat(sub, f"{where}{key}.").items()}
+    return {where[:-1]: node}
+
+
+def departures(settings: Mapping | None, job: Mapping) -> list[str]:
+    """The settings of a job (flat, from its job.json) that differ from the study's for its
+    cell, each ``key=ours (study: theirs)``; ``None`` settings (no job.json): one line saying
+    they are unknown. Names (``lm.name``) and keys the study's settings lack are not compared."""
+    if settings is None:
+        return ["settings unknown (no job.json)"]
+    study = study_settings(STUDY_SETTINGS.get(str(job.get("corpus")), "flickr8k"))
+    partial = "partial" in str(job.get("experiment", ""))
+    out = []
+    for key, ours in sorted(settings.items()):
+        if not key.startswith(COMPARED) or key.endswith(".name") or key not in study:
+            continue
+        if partial and key in PARTIAL_FIT:
+            continue
+        theirs = study[key]
+        same = ours == theirs or (
+            _number(ours) and _number(theirs) and math.isclose(ours, theirs, rel_tol=1e-9)
+        )
+        if not same:
+            out.append(f"{key}={ours} (study: {theirs})")
+    return out
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def study_results() -> pd.DataFrame:
     """The study's per-cell means (a copy of the packaged ``study_results.csv``)."""
-    return _study_table().copy()
+    return _packaged().copy()
 
 
 def on_study_data(table: pd.DataFrame) -> bool:
@@ -116,10 +215,10 @@ def study_cell(job: Mapping) -> tuple | None:
     if transfer == BASELINE:  # the study's no-transfer generator: an LM of 0 epochs, fine-tuned
         return NO_TRANSFER
     corpus = STUDY_CORPORA.get(job.get("corpus"))
-    if transfer not in WITH_LM or corpus is None or _missing(job.get("size_exponent")):
+    if transfer not in (*WITH_LM, LM_ONLY) or corpus is None or _missing(job.get("size_exponent")):
         return None
     cell = (corpus, transfer, float(job["size_exponent"]))
-    if "partial" not in str(job.get("experiment", "")):
+    if "partial" not in str(job.get("experiment", "")) or transfer == LM_ONLY:
         return ("langmodtrans", *cell)
     epochs = job.get("lm_max_epochs")
     return None if _missing(epochs) else ("partialtraining", *cell, int(epochs))
@@ -154,7 +253,7 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def study_comparison(table: pd.DataFrame) -> pd.DataFrame:
+def study_comparison(table: pd.DataFrame, settings: Mapping | None = None) -> pd.DataFrame:
     """caplm's mean over seeds beside the study's, per matched cell and measure.
 
     Complete jobs count, each distinct result once (``unique_complete``); jobs are grouped
@@ -164,7 +263,10 @@ def study_comparison(table: pd.DataFrame) -> pd.DataFrame:
     (sample std, blank for n < 2), ``n_seeds`` (jobs with a value), ``study_mean``,
     ``study_runs`` and ``ratio`` (caplm / study). A measure caplm did not record (a column
     absent or null, e.g. SPICE skipped) or the study lacks is left blank. Rows follow the
-    study's table. No row when nothing ran on Flickr8k.
+    study's table. No row when nothing ran on Flickr8k. ``departs_from_study``: the settings
+    of the cell's jobs that differ from the study's (:func:`departures`; ``settings``: each
+    job's flat settings by ``job_dir``, as ``Sweep.settings``), "; "-joined, blank when none.
+    LM-only cells are compared on the LM measures alone (``LM_MEASURES``).
     """
     done = unique_complete(table)
     keys = cell_columns(done)
@@ -178,7 +280,13 @@ def study_comparison(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (*_, row), jobs in matched.groupby([*keys, "_row"], dropna=False, sort=False):
         cell = {c: jobs[c].iloc[0] for c in keys}
-        rows += [_compare(cell, jobs, study.iloc[int(row)], measure) for measure in MEASURES]
+        said: dict[str, None] = {}
+        for job in jobs.to_dict("records"):
+            found = (settings or {}).get(job.get("job_dir"))
+            said.update(dict.fromkeys(departures(found, job)))
+        cell["departs_from_study"] = "; ".join(said)
+        measures = LM_MEASURES if cell.get("transfer") == LM_ONLY else MEASURES
+        rows += [_compare(cell, jobs, study.iloc[int(row)], measure) for measure in measures]
     out = pd.DataFrame(rows, columns=[*columns, "_row"])
     return out.sort_values("_row", kind="stable").drop(columns="_row").reset_index(drop=True)
 

@@ -51,6 +51,7 @@ class Sweep:
     notes: list[str]  # why the expected count is unknown, and the like
     not_applicable: list[str] = ()  # job dirs of grid points outside the design (not run)
     failed_to_start: list[tuple[str, str]] = ()  # (folder, why): no job.json, no results
+    settings: dict = None  # job_dir -> its flat settings (job.json's identity); absent: unknown
 
     @property
     def total(self) -> int:
@@ -111,14 +112,16 @@ def scan(root: str | Path) -> Sweep:
         if results[STATUS] != COMPLETE:
             incomplete.append((rel, f"status {results[STATUS]!r}"))
         rows.append({"job_dir": rel, **results})
-        settings[rel] = _settings(job, results)
+        found = _settings(job, results)
+        if found is not None:
+            settings[rel] = found
     if not rows:
         found = f" ({len(skipped)} unreadable)" if skipped else ""
         raise ReportError(f"{root}: no readable {RESULTS_FILE} found{found}; nothing to report")
     expected, never_started, notes = _expected_jobs(root, overrides)
     table = _tidy(_split_settings(rows, settings))
     return Sweep(root, len(job_dirs) - len(failed), table, incomplete, skipped, never_started,
-                 expected, notes, not_applicable, failed)  # fmt: skip
+                 expected, notes, not_applicable, failed, settings)  # fmt: skip
 
 
 def collect(root: str | Path) -> pd.DataFrame:
@@ -148,14 +151,14 @@ def _read_results(path: Path) -> dict | str:
     return obj
 
 
-def _settings(job: Path, results: dict) -> dict:
+def _settings(job: Path, results: dict) -> dict | None:
     """The settings that determine a job's results (its job.json's ``identity``, the seed
     aside), flat: ``{"lm.lr": 0.001, ...}``; a job that reused another's, that job's."""
     source = job.parent / results[REUSED_FROM] if results.get(REUSED_FROM) else job
     try:
         identity = read_json(source / JOB_FILE).get("identity") or {}
     except (OSError, ValueError):  # older jobs, or one killed while writing it
-        return {}
+        return None
     identity = {k: v for k, v in identity.items() if k != "seed"}
     return _flat(identity)
 
@@ -177,15 +180,18 @@ def _split_settings(rows: list[dict], settings: dict[str, dict]) -> list[dict]:
         return rows
     cells = [tuple(str(r.get(f"job/{c}", r.get(c))) for c in CELL) for r in done]
     groups = len(set(cells))
-    keys = sorted({k for r in done for k in settings[r["job_dir"]]},
+    keys = sorted({k for r in done for k in settings.get(r["job_dir"], {})},
                   key=lambda k: (not k.endswith(".name"), k.count("."), k))  # fmt: skip
     split = []
     for key in keys:
-        more = [(*cell, str(settings[r["job_dir"]].get(key))) for cell, r in zip(cells, done, strict=True)]
+        more = [(*cell, str(settings.get(r["job_dir"], {}).get(key)))
+                for cell, r in zip(cells, done, strict=True)]  # fmt: skip
         if len(set(more)) > groups:
             split.append(key)
             cells, groups = more, len(set(more))
-    return [{**r, **{SETTING + k: settings.get(r["job_dir"], {}).get(k) for k in split}} for r in rows]
+    return [
+        {**r, **{SETTING + k: settings.get(r["job_dir"], {}).get(k) for k in split}} for r in rows
+    ]
 
 
 def _failure(job: Path) -> str:

@@ -4,6 +4,7 @@ settings for LM-only jobs, and the report of such jobs."""
 import json
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -70,17 +71,53 @@ def test_a_job_that_failed_before_it_started_is_named_not_counted(tmp_path):
     assert (tmp_path / "mr" / "ok" / RESULTS_FILE).is_file()
 
 
-def test_report_cells_split_on_every_setting_but_the_seed(tmp_path):
-    """A default-LM job, a study-settings job and one with another learning rate, all seed 1,
-    were one cell "n=3" (no column for the LM's settings); now three cells of n = 1, and the
-    report names what it split on."""
-    from caplm.report import main, summarize
+@pytest.fixture(scope="module")
+def three_lms(tmp_path_factory):
+    """An LM-only sweep folder: a default-LM job, a study-settings job and one with another
+    learning rate, all seed 1; and its report (without a gallery)."""
+    from caplm.report import main
 
+    tmp_path = tmp_path_factory.mktemp("three_lms")
     for job, overrides in (("default", []), ("study", ["+study=flickr8k"]), ("lr", ["lm.lr=0.01"])):
         lm_entry.run(lm_cfg(tmp_path, overrides, job))
-    cells = summarize(scan(tmp_path / "mr").table)
+    assert main([str(tmp_path / "mr"), "--out", str(tmp_path / "out"), "--gallery", "0"]) == 0
+    return tmp_path
+
+
+def test_report_cells_split_on_every_setting_but_the_seed(three_lms):
+    """The three jobs were one cell "n=3" (no column for the LM's settings); now three cells of
+    n = 1, and the report names what it split on."""
+    from caplm.report import summarize
+
+    cells = summarize(scan(three_lms / "mr").table)
     assert sorted(zip(cells["lm"], cells["cfg.lm.lr"], cells["n"], strict=True)) == [
         ("small", 0.003, 1), ("small", 0.01, 1), ("study_flickr8k", 0.00249, 1)]  # fmt: skip
-    assert main([str(tmp_path / "mr"), "--out", str(tmp_path / "out"), "--gallery", "0"]) == 0
-    md = (tmp_path / "out" / "report.md").read_text()
+    md = (three_lms / "out" / "report.md").read_text()
     assert "Split on: `lm`, `cfg.lm.lr`." in md
+
+
+def test_lm_only_jobs_beside_the_studys_lms_with_their_departures_named(three_lms):
+    """study_comparison.csv held only its header for an LM-only sweep; now each cell's LM
+    measures stand beside the study's LMs of that cell (the mean of its init and frozen rows),
+    and the settings that differ from conf/study/flickr8k.yaml are named."""
+    import pandas as pd
+
+    from caplm.report.study import study_results
+
+    csv = pd.read_csv(three_lms / "out" / "study_comparison.csv")
+    study = csv[(csv["lm"] == "study_flickr8k") & (csv["measure"] == "LM val pplx")].iloc[0]
+    theirs = study_results().query("experiment == 'langmodtrans' and lm_corpus == 'flickr8k' "
+                                   "and size_exponent == 0")["lm_val_geomean_pplx_corrected"]  # fmt: skip
+    assert len(theirs) == 2 and study["study_mean"] == pytest.approx(theirs.mean())
+    assert study["caplm_mean"] > 1 and study["ratio"] == pytest.approx(
+        study["caplm_mean"] / study["study_mean"])  # fmt: skip
+    assert set(csv["measure"]) == {"LM val pplx", "LM captest pplx", "LM epochs"}
+    # the study's job departs where the test shrank it; the default LM in its optimizer too
+    assert study["departs_from_study"] == (
+        "data.min_word_freq=1 (study: 5); lm.embed_size=8 (study: 502); "
+        "lm.fit.max_epochs=1 (study: 100); lm.rnn_size=8 (study: 201)")  # fmt: skip
+    default = csv[csv["cfg.lm.lr"] == 0.003].iloc[0]["departs_from_study"]
+    assert "lm.optimizer=adam (study: rmsprop)" in default
+    md = (three_lms / "out" / "report.md").read_text()
+    assert "**3 of 3 compared cells depart from the study's settings**" in md
+    assert "| study_flickr8k | 0.00249 | " in md
