@@ -125,9 +125,6 @@ def study_settings(name: str) -> dict:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from caplm.runtime.config import register_resolvers
-
-    register_resolvers()
     hydra = GlobalHydra.instance()
     held = hydra.hydra if hydra.is_initialized() else None  # a Hydra run's: kept
     hydra.clear()
