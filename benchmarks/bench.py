@@ -780,9 +780,8 @@ def bench_transfer_methods(run: Run) -> list[Figure]:
     from caplm.data.text import Vocabulary
     from caplm.models.language_model import LanguageModel
     from caplm.models.transfer.callback import WeightTransfer
-    from caplm.models.transfer.methods import method_callbacks
-    from caplm.models.transfer.modes import MODE_KEYS, copy_mode
-    from caplm.models.transfer.wise_ft import choose_alpha, validation_loss
+    from caplm.models.transfer.methods.wise_ft import WiseFT, choose_alpha, validation_loss
+    from caplm.models.transfer.modes import get_mode
 
     batches, batch_size, max_words = run.pick(40, 3), 64, 19
     gen = torch.Generator().manual_seed(0)
@@ -800,9 +799,10 @@ def bench_transfer_methods(run: Run) -> list[Figure]:
 
     def epoch(mode: str):
         model = make_generator(run, GEN_VOCAB).cpu()
-        t = {"mode": mode, "parts": ["embedding", "rnn"], **MODE_KEYS.get(mode, {})}
-        callbacks = [WeightTransfer(copy_mode(mode), t["parts"], lm_state, row_index),
-                     *method_callbacks(t, lm_state, row_index)]  # fmt: skip
+        method = get_mode(mode)
+        t = {"mode": mode, "parts": ["embedding", "rnn"], **method.defaults()}
+        callbacks = [WeightTransfer(method, t["parts"], lm_state, row_index),
+                     *method.callbacks(t, lm_state, row_index)]  # fmt: skip
         trainer = L.Trainer(max_epochs=1, accelerator=accelerator, devices=1, logger=False,
                             enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, callbacks=callbacks)  # fmt: skip
@@ -821,7 +821,7 @@ def bench_transfer_methods(run: Run) -> list[Figure]:
         theta_0 = {k: v.clone() for k, v in model.state_dict().items()}
         theta_1 = {k: v + 0.01 for k, v in theta_0.items()}
         val = data[: max(1, batches // 4)]
-        grid = MODE_KEYS["wise_ft"]["alphas"]
+        grid = WiseFT.defaults()["alphas"]
 
         def score():
             choose_alpha(

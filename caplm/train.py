@@ -29,15 +29,14 @@ from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.common import constructor_args
 from caplm.models.prefix import check_same_heads, prefix_summary
 from caplm.models.transfer.callback import WeightTransfer
-from caplm.models.transfer.methods import method_callbacks
-from caplm.models.transfer.modes import check_arch_parts, copy_mode, uses_lm
+from caplm.models.transfer.modes import check_arch_parts, get_mode
 from caplm.models.transfer.vocab import generator_vocabulary
 from caplm.results import CAPTIONS_FILE, RESULTS_FILE, keyed, metric_key
 from caplm.runtime import loggers
+from caplm.runtime.generator_fit import GeneratorFit
 from caplm.runtime.jobs import Job, run_job
 from caplm.runtime.lm_stage import language_model
-from caplm.runtime.training import fit, fit_monitor, make_trainer, warn_if_capped
-from caplm.runtime.wise_ft import fit_wise_ft
+from caplm.runtime.training import fit_monitor, warn_if_capped
 
 log = logging.getLogger("caplm.train")
 
@@ -51,10 +50,10 @@ def run(cfg: DictConfig) -> dict:
 
 
 def _train_and_evaluate(cfg: DictConfig, job: Job):
-    out, mode = job.dir, cfg.transfer.mode
-    if mode != "none":  # a part the generator's prefix lacks fails now, not after the LM
+    out, mode = job.dir, get_mode(cfg.transfer.mode)
+    if mode.uses_lm or mode.freezes:  # a part the prefix lacks fails now, not after the LM
         check_arch_parts(cfg.transfer.parts, cfg.model.arch, cfg.model.num_layers)
-    if uses_lm(mode):  # what the weights' shapes cannot tell apart
+    if mode.uses_lm:  # what the weights' shapes cannot tell apart
         check_same_heads(cfg.lm, cfg.model)
     cache_dir = Path(cfg.paths.cache_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -65,7 +64,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
 
     results: dict = {}
     lm = None
-    if uses_lm(mode):
+    if mode.uses_lm:
         lm, lm_results = language_model(cfg, dataset)
         results.update(lm_results)
         write_json(out / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
@@ -103,7 +102,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         **cfg.generation,
     )
     transfer = WeightTransfer(
-        copy_mode(mode),
+        mode,
         cfg.transfer.parts,
         lm_state=lm.model.state_dict() if lm else None,
         row_index=vocab.index_in(lm.vocab) if lm else None,
@@ -111,31 +110,10 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         f"{prefix_summary(cfg.model)})",
     )
     capgen_logger = loggers.build(cfg.get("logger"), "capgen")
-    ckpt_dir = out / "checkpoints"
     validation = partial(ValidationBLEU, data.features["val"], data.references("val"), vocab)
-    if mode == "wise_ft":  # two fits and a choice of alpha (caplm/runtime/wise_ft.py)
-        record, wise_ft = fit_wise_ft(
-            cfg, model, data, ckpt_dir, capgen_logger, transfer, validation
-        )
-        results.update(wise_ft)
-    else:
-        methods = method_callbacks(cfg.transfer, transfer.lm_state, transfer.row_index)
-        trainer, history = make_trainer(
-            cfg.trainer,
-            ckpt_dir,
-            cfg.model.fit,
-            logger=capgen_logger,
-            callbacks=[transfer, *methods, validation()],
-        )
-        record = fit(
-            trainer,
-            model,
-            data,
-            ckpt_dir,
-            history,
-            extra=lambda: {"transfer": transfer.stats.as_results()},
-        )
-
+    run = GeneratorFit(cfg, model, data, out / "checkpoints", capgen_logger, transfer, validation)
+    record, mode_results = mode.fit(run)  # one fit, or a method's own (wise_ft: two)
+    results.update(mode_results)
     job.lap("fit")
     results.update(record["transfer"])
     results.update(

@@ -21,7 +21,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from caplm.io import UNREADABLE, safe_name, stable_hash
-from caplm.models.transfer.modes import MODES
+from caplm.models.transfer.modes import STUDY_MODES
 from caplm.report.columns import FAMILY, LM_PPLX
 from caplm.results import ALL_TRUE_MEANS, CAPTIONS_FILE, CONFIG_FILE, grounding_key, metric_key
 
@@ -106,9 +106,11 @@ def _gallery(
 def _columns(jobs: pd.DataFrame) -> tuple[list[pd.Series], list[str]]:
     """One job per transfer mode: every mode without an LM and one LM's transferring modes
     (the LM that ran most of them), then other LMs' jobs up to MAX_COLUMNS."""
-    order = {m: i for i, m in enumerate(MODES)}
+    order = {m: i for i, m in enumerate(STUDY_MODES)}  # the study's, then the others by name
     rows = [row for _, row in jobs.iterrows()]
-    rows.sort(key=lambda r: (order.get(r.get("transfer"), len(order)), _lm(r)))
+    rows.sort(
+        key=lambda r: (order.get(r.get("transfer"), len(order)), str(r.get("transfer")), _lm(r))
+    )
     lms = sorted({_lm(r) for r in rows if _has_lm(r)})
     notes = []
     modes_of = {lm: {r["transfer"] for r in rows if _has_lm(r) and _lm(r) == lm} for lm in lms}

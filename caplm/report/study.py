@@ -24,7 +24,7 @@ from importlib import resources
 import pandas as pd
 
 from caplm import CONF_DIR
-from caplm.models.transfer.modes import BASELINE, CONTROL, WITH_LM
+from caplm.models.transfer.modes import BASELINE, CONTROL
 from caplm.report.columns import cell_columns
 from caplm.report.sweep import unique_complete
 from caplm.results import capgen_key, div_key, lm_key, metric_key, pplx_key, ret_key
@@ -212,7 +212,7 @@ def study_cell(job: Mapping) -> tuple | None:
     if transfer == BASELINE:  # the study's no-transfer generator: an LM of 0 epochs, fine-tuned
         return NO_TRANSFER
     corpus = STUDY_CORPORA.get(job.get("corpus"))
-    if transfer not in (*WITH_LM, LM_ONLY) or corpus is None or _missing(job.get("size_exponent")):
+    if not isinstance(transfer, str) or corpus is None or _missing(job.get("size_exponent")):
         return None
     cell = (corpus, transfer, float(job["size_exponent"]))
     if "partial" not in str(job.get("experiment", "")) or transfer == LM_ONLY:

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from caplm.models.transfer.modes import WITH_LM
 from caplm.report.summary import BOOTSTRAP, percentile_interval
 from caplm.report.sweep import unique_complete
 from caplm.results import column, lm_key, metric_key, pplx_key, transferability_key
@@ -45,6 +44,7 @@ REFERENCE = "perplexity"
 RANDOM = column(transferability_key("logme_random"))
 TARGET = column(metric_key("CIDEr"))
 ALL_MODES = "all"
+LM = column(lm_key("cache_key"))
 MIN_LMS = 3
 CHUNK = 200  # bootstrap resamples per block
 #: Cells whose seeds are compared for the noise ceiling.
@@ -54,11 +54,12 @@ COLUMNS = ("data", "transfer", "predictor", "n", "tau", "weighted_tau", "top1_re
 
 
 def transfer_jobs(df: pd.DataFrame) -> pd.DataFrame:
-    """Complete jobs that transferred an LM, each once, with a CIDEr."""
+    """Complete jobs that transferred an LM (have one: ``lm/cache_key``), each once, with a
+    CIDEr."""
     done = unique_complete(df)
-    if not len(done) or TARGET not in done:
+    if not len(done) or TARGET not in done or LM not in done:
         return done.iloc[0:0]
-    return done[done["transfer"].isin(WITH_LM) & done[TARGET].notna()]
+    return done[done[LM].notna() & done[TARGET].notna()]
 
 
 def has_scores(df: pd.DataFrame) -> bool:

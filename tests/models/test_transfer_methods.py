@@ -9,12 +9,18 @@ from lightning.pytorch.callbacks import Callback
 from caplm.data.text import Vocabulary
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.language_model import LanguageModel
-from caplm.models.transfer.aux_lm import AuxLM, gamma_at
 from caplm.models.transfer.callback import WeightTransfer, selected_names, transfer_prefix
-from caplm.models.transfer.l2_sp import L2SP
-from caplm.models.transfer.modes import PARTS, method_problems, ulmfit_groups
-from caplm.models.transfer.ulmfit import ULMFiT, group_names, slanted_triangular
-from caplm.models.transfer.wise_ft import choose_alpha, interpolate, validation_loss
+from caplm.models.transfer.methods.aux_lm import AuxLM, gamma_at
+from caplm.models.transfer.methods.l2_sp import L2SP
+from caplm.models.transfer.methods.ulmfit import (
+    ULMFiT,
+    ULMFiTMethod,
+    group_names,
+    slanted_triangular,
+    ulmfit_groups,
+)
+from caplm.models.transfer.methods.wise_ft import choose_alpha, interpolate, validation_loss
+from caplm.models.transfer.modes import PARTS, method_problems
 
 SIZES = dict(embed_size=8, rnn_size=12)
 LM_VOCAB = Vocabulary(["star", "blue", "red", "circle", "the"])
@@ -274,7 +280,7 @@ def test_ulmfit_groups_stay_still_until_their_epoch_and_move_after():
     lm, gen = _models()
     start = None
     snaps = _Snapshots()
-    ulmfit = ULMFiT(["embedding", "rnn"], lr_factor=2.6)
+    ulmfit = ULMFiT(["embedding", "rnn"], **ULMFiTMethod.defaults())
 
     class _Start(Callback):
         def on_train_start(self, trainer, pl_module):

@@ -21,8 +21,8 @@ from caplm.models.transfer.callback import (
     state_arch,
     transfer_prefix,
 )
-from caplm.models.transfer.modes import check_arch_parts, check_parts, ulmfit_groups
-from caplm.models.transfer.ulmfit import group_names
+from caplm.models.transfer.methods.ulmfit import group_names, ulmfit_groups
+from caplm.models.transfer.modes import check_arch_parts, check_parts
 from caplm.models.transfer.vocab import generator_vocabulary
 from caplm.runtime.lm_cache import lm_identity
 

@@ -65,7 +65,9 @@ def _sweep(score_noise: float, seeds=(1, 2), seed=0, scores=True) -> pd.DataFram
                                 column(transferability_key("hscore")): 5 + rng.normal(),
                                 column(transferability_key("leep")): -3 + rng.normal()})  # fmt: skip
                 rows.append(row)
-    rows.append({**rows[0], "transfer": "none", "job_dir": "none", LOGME: np.nan})
+    # a job without an LM: no LM columns, so no judgement
+    rows.append({**rows[0], "transfer": "none", "job_dir": "none", LOGME: np.nan,
+                 column(lm_key("cache_key")): np.nan})  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from caplm import CONF_DIR
 from caplm.data.encoders import build_encoder
-from caplm.models.transfer.modes import MODES
+from caplm.models.transfer.modes import mode_names
 from caplm.runtime.config import check_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -72,7 +72,7 @@ def test_every_job_of_every_experiment_composes(name):
         composed = _compose([f"+experiment={name}", *job])
         check_config(composed)  # every setting known and valid
         job_cfg = _resolved(composed)
-        assert job_cfg["transfer"]["mode"] in MODES
+        assert job_cfg["transfer"]["mode"] in mode_names()
         model, lm = job_cfg["model"], job_cfg["lm"]
         assert (model["embed_size"], model["rnn_size"]) == (lm["embed_size"], lm["rnn_size"])
 

@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from caplm.data.text import SPECIALS
-from caplm.models.transfer.modes import ARCH_LABELS, check_mode, freezes, part_prefixes, uses_lm
+from caplm.models.transfer.modes import ARCH_LABELS, TransferMode, get_mode, part_prefixes
 from caplm.results import keyed
 
 log = logging.getLogger(__name__)
@@ -60,33 +60,36 @@ def state_arch(state: dict) -> str:
 @torch.no_grad()
 def transfer_prefix(
     generator: torch.nn.Module,
-    mode: str,
+    mode: str | TransferMode,
     parts=("embedding", "rnn"),
     lm_state: dict[str, torch.Tensor] | None = None,
     row_index: torch.Tensor | None = None,
     describe: str = "",
 ) -> TransferStats:
-    """Copy (``init``/``frozen``) and/or freeze (``frozen``/``random_frozen``) the prefix.
+    """Copy (a mode that ``uses_lm``: ``init``, ``frozen``, the methods) and/or freeze (a mode
+    that ``freezes``: ``frozen``, ``random_frozen``, ``wise_ft``'s first fit) the prefix.
 
     ``lm_state`` is the LM's state dict (names as in the generator: ``prefix.*``);
     ``row_index[i]`` is the LM id of the generator's token ``i``, or -1 where the LM lacks it.
     """
-    check_mode(mode)
-    stats = TransferStats(mode)
+    mode = get_mode(mode)
+    stats = TransferStats(mode.name)
     names = selected_names(generator, parts)
     params = dict(generator.named_parameters())
-    if uses_lm(mode):
+    if mode.uses_lm:
         if lm_state is None or row_index is None:
-            raise ValueError(f"transfer.mode={mode} needs a language model and a vocabulary map")
+            raise ValueError(
+                f"transfer.mode={mode.name} needs a language model and a vocabulary map"
+            )
         _check_architecture(generator, parts, names, lm_state, describe)
         rnn_size = generator.prefix.output_size
         for name in names:
             _copy(params[name], name, lm_state, row_index, stats, describe, rnn_size)
-    if freezes(mode):
+    if mode.freezes:
         for name in names:
             params[name].requires_grad_(False)
             stats.params_frozen += params[name].numel()
-    log.info("transfer %s of %s: %s", mode, ",".join(parts), stats)
+    log.info("transfer %s of %s: %s", mode.name, ",".join(parts), stats)
     return stats
 
 
@@ -177,13 +180,13 @@ class WeightTransfer(Callback):
 
     def __init__(
         self,
-        mode: str,
+        mode: str | TransferMode,
         parts=("embedding", "rnn"),
         lm_state=None,
         row_index=None,
         describe: str = "",
     ):
-        check_mode(mode)
+        mode = get_mode(mode)
         self.mode, self.parts = mode, tuple(parts)
         self.lm_state, self.row_index, self.describe = lm_state, row_index, describe
         self.stats: TransferStats | None = None

@@ -1,5 +1,12 @@
-"""The transfer modes (``transfer.mode``), the parts that can move (``transfer.parts``) and
-the vocabulary policies (``transfer.vocab_policy``): the one place they are defined.
+"""Transfer modes and methods (``transfer.mode``), the parts that can move
+(``transfer.parts``) and the vocabulary policies (``transfer.vocab_policy``).
+
+A mode is a :class:`TransferMode` subclass in its own module of
+``caplm/models/transfer/methods/`` (the module's name is the mode's, and so is its config
+``conf/transfer/<mode>.yaml``): it declares its config keys (their defaults are in its yaml),
+its checks, whether it needs a trained LM, whether the weight transfer freezes the parts, the
+callbacks or loss terms it adds to the generator's fit, and, if it has one, a fit of its own.
+The registry finds the modules; nothing else names a mode. The study's modes:
 
 - ``none``: no transfer; random initialisation (the baseline).
 - ``init``: copied from the LM, then fine-tuned with the rest of the generator.
@@ -7,39 +14,29 @@ the vocabulary policies (``transfer.vocab_policy``): the one place they are defi
 - ``random_frozen``: nothing copied; the untrained, randomly initialised prefix is frozen
   (the study's control: how much of transfer's effect is just a fixed prefix encoder).
 
-Transfer methods beyond the study (``METHODS``; each copies like ``init``, see
-:mod:`caplm.models.transfer.methods`), each with its own settings (``MODE_KEYS``):
+and the methods beyond it (``l2_sp``, ``aux_lm``, ``wise_ft``, ``ulmfit``: see their modules).
 
-- ``l2_sp``: fine-tuned with ``alpha/2 ||theta_parts - theta_LM||^2 + beta/2 ||theta_rest||^2``
-  added to the loss (Li et al. 2018, "Explicit inductive bias for transfer learning").
-- ``aux_lm``: the caption loss plus ``gamma`` times the LM head's loss on the same caption
-  prefixes, ``gamma`` going linearly from ``gamma`` to ``gamma_end`` over the epochs.
-- ``wise_ft``: a frozen fit (theta_0), then end-to-end fine-tuning from it (theta_1); the
-  interpolation ``(1 - a) theta_0 + a theta_1`` best on validation over ``alphas`` is kept
-  (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models").
-- ``ulmfit``: discriminative learning rates (divided by ``lr_factor`` per group down from the
-  head), a slanted triangular schedule and gradual unfreezing, one group per epoch from the
-  top (Howard & Ruder 2018, "Universal language model fine-tuning for text classification").
-
-Pure Python (no torch), so the report can name modes without importing the models.
+Pure Python (no torch): the report names modes without importing the models; the registry
+imports the mode modules (which use torch) only when a mode is looked up.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
+from pathlib import Path
 
-#: The study's modes.
+import yaml
+
+from caplm import CONF_DIR
+
+#: The study's modes, in the study's order (the report's gallery shows them first).
 STUDY_MODES = ("none", "init", "frozen", "random_frozen")
-#: Transfer methods beyond the study; they all copy the parts like ``init``.
-METHODS = ("l2_sp", "aux_lm", "wise_ft", "ulmfit")
-MODES = (*STUDY_MODES, *METHODS)
 #: The baseline and the study's control; the report draws them as reference lines.
 BASELINE, CONTROL = "none", "random_frozen"
-#: Modes that copy a trained LM's weights (the others need no LM).
-WITH_LM = ("init", "frozen", *METHODS)
-#: Modes that freeze the transferred parts (``wise_ft`` freezes them for its first fit only,
-#: ``ulmfit`` until their unfreezing epoch: their freezing is their own, not this).
-FREEZING = ("frozen", "random_frozen")
+#: ``job/transfer`` of a language model trained and evaluated alone (``python -m caplm.lm``).
+LM_ONLY = "lm_only"
 #: What ``transfer.parts`` can name: generator parameter-name prefixes per part. ``rnn`` is
 #: the finer ``rnn_input`` + ``rnn_recurrent`` + ``rnn_bias`` + ``init_state`` together;
 #: ``output`` is the LM's output layer as the generator's (rows by token string, the columns
@@ -73,20 +70,133 @@ ARCH_LABELS = {"rnn": "an RNN", "transformer": "a Transformer"}
 #: stay random for ever).
 UNFREEZABLE = ("output",)
 VOCAB_POLICIES = ("intersect", "caption")
-#: The keys of every ``transfer`` config.
+#: The keys of every ``transfer`` config (a mode's own keys are its class's ``keys``).
 TRANSFER_KEYS = ("mode", "parts", "vocab_policy")
-#: Each method's own keys (in its ``conf/transfer/<mode>.yaml``), with their defaults.
-MODE_KEYS = {
-    "l2_sp": {"alpha": 0.01, "beta": 0.0},
-    "aux_lm": {"gamma": 0.2, "gamma_end": 0.1},
-    "wise_ft": {"alphas": [round(0.1 * i, 1) for i in range(11)], "select": "loss"},
-    "ulmfit": {"lr_factor": 2.6, "cut_frac": 0.1, "ratio": 32},
-}
-#: What ``wise_ft`` can choose its alpha by on validation: ``loss`` (token cross-entropy, one
-#: pass per alpha) or ``bleu`` (BLEU-4 of beam-searched captions: dearer).
-WISE_FT_SELECT = ("loss", "bleu")
-#: ``job/transfer`` of a language model trained and evaluated alone (``python -m caplm.lm``).
-LM_ONLY = "lm_only"
+#: Where the registry finds the modes.
+METHODS_PACKAGE = "caplm.models.transfer.methods"
+
+
+class TransferMode:
+    """One transfer mode or method. Subclass it in ``caplm/models/transfer/methods/<name>.py``
+    (one class per module) and write ``conf/transfer/<name>.yaml``: that is all a new method
+    takes. Instances hold no state; the job's ``transfer`` config is passed to each hook.
+    """
+
+    #: ``transfer.mode``: the module's name and the yaml's.
+    name: str = ""
+    #: Needs a trained language model: the job trains (or reuses) one, and the weight
+    #: transfer copies its weights into ``transfer.parts``.
+    uses_lm: bool = True
+    #: The weight transfer freezes ``transfer.parts`` when the (first) fit starts.
+    freezes: bool = False
+    #: Refuses ``transfer.parts=[]`` (a method that would transfer nothing).
+    needs_parts: bool = False
+    #: Its own config keys beyond ``TRANSFER_KEYS``; their defaults are in its yaml.
+    keys: tuple[str, ...] = ()
+
+    def check(self, t) -> list[tuple[str, str]]:
+        """``(key, problem)`` for each bad value of this mode's own keys in config ``t``."""
+        return []
+
+    def callbacks(self, t, lm_state=None, row_index=None) -> list:
+        """The callbacks (loss terms, schedules) this mode adds to the generator's fit, after
+        the weight transfer (which copies first): ``lm_state`` is the LM's state dict and
+        ``row_index`` the LM id of each generator token (-1 where the LM lacks it)."""
+        return []
+
+    def fit(self, run) -> tuple[dict, dict]:
+        """Fit the generator; returns the fit's record and this mode's own results. ``run``
+        (:class:`caplm.runtime.generator_fit.GeneratorFit`) holds the model, the data, the
+        weight transfer (``run.transfer``) and ``run.fit(callbacks, ...)``, one Lightning fit
+        with checkpoints and validation. A method with fits of its own overrides this."""
+        settings = run.settings
+        return run.fit([run.transfer, *self.callbacks(settings, run.lm_state, run.row_index)]), {}
+
+    def problems(self, t) -> list[tuple[str, str]]:
+        """``(key, problem)`` for each bad setting of ``transfer`` config ``t`` (a mapping) of
+        this mode: its parts, then its own keys."""
+        parts, out = list(t.get("parts") or ()), []
+        frozen_out = [p for p in parts if p in UNFREEZABLE]
+        if frozen_out and self.freezes:
+            out.append(("parts", f"transfer={self.name} freezes the transferred parts, and "
+                        f"{frozen_out} cannot be frozen (the output layer also reads the image, "
+                        "whose weights would stay random); leave it out of transfer.parts"))  # fmt: skip
+        if self.needs_parts and not parts:
+            out.append(("parts", f"transfer={self.name} transfers nothing with transfer.parts=[]; "
+                        "name at least one part or use transfer=none"))  # fmt: skip
+        return out + self.check(t)
+
+    def number(self, t, key: str, ok, must: str) -> list[tuple[str, str]]:
+        """The problem with ``t[key]`` unless it is a number (not a bool) for which ``ok``."""
+        v = t.get(key)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not ok(v):
+            return [(key, f"transfer.{key}={v!r} for transfer={self.name}; must be {must}")]
+        return []
+
+    @classmethod
+    def defaults(cls, conf_dir: Path = CONF_DIR) -> dict:
+        """This mode's own keys with their defaults, as its ``conf/transfer/<name>.yaml`` has
+        them (benchmarks and tests use them; a job gets them from its composed config)."""
+        own = yaml.safe_load((Path(conf_dir) / "transfer" / f"{cls.name}.yaml").read_text())
+        return {k: v for k, v in (own or {}).items() if k in cls.keys}
+
+
+class Registry:
+    """The transfer modes: one :class:`TransferMode` subclass per module of ``package``, found
+    when first asked for (so importing this module loads no torch)."""
+
+    def __init__(self, package: str = METHODS_PACKAGE):
+        self.package = package
+        self._modes: dict[str, TransferMode] | None = None
+
+    def modes(self) -> dict[str, TransferMode]:
+        if self._modes is None:
+            found = {}
+            for info in pkgutil.iter_modules(importlib.import_module(self.package).__path__):
+                module = importlib.import_module(f"{self.package}.{info.name}")
+                classes = [c for c in vars(module).values() if isinstance(c, type)
+                           and issubclass(c, TransferMode) and c.__module__ == module.__name__]  # fmt: skip
+                if len(classes) != 1 or classes[0].name != info.name:
+                    raise TypeError(
+                        f"{module.__file__} must define one TransferMode subclass whose name is "
+                        f"{info.name!r} (its module's); it defines {[c.name for c in classes]}"
+                    )
+                found[info.name] = classes[0]()
+            first = [m for m in STUDY_MODES if m in found]
+            self._modes = {m: found[m] for m in [*first, *sorted(set(found) - set(first))]}
+        return self._modes
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.modes())
+
+    def get(self, name) -> TransferMode:
+        modes = self.modes()
+        if name not in modes:
+            raise ValueError(f"transfer.mode={name!r} is unknown; choose one of {', '.join(modes)}")
+        return modes[name]
+
+
+#: The modes of ``caplm/models/transfer/methods/`` (a test swaps in a registry of its own).
+REGISTRY = Registry()
+
+
+def get_mode(mode) -> TransferMode:
+    """The registered mode named ``mode`` (a mode passes through); unknown names are refused."""
+    return mode if isinstance(mode, TransferMode) else REGISTRY.get(mode)
+
+
+def mode_names() -> tuple[str, ...]:
+    """Every registered mode: the study's first, then the others by name."""
+    return REGISTRY.names()
+
+
+def check_mode(mode: str) -> None:
+    get_mode(mode)
+
+
+def uses_lm(mode: str) -> bool:
+    """Whether a transfer mode needs a trained language model."""
+    return get_mode(mode).uses_lm
 
 
 def job_mode(cfg) -> str:
@@ -98,29 +208,6 @@ def job_uses_lm(cfg) -> bool:
     """Whether a job config trains or reuses a language model."""
     mode = job_mode(cfg)
     return mode == LM_ONLY or uses_lm(mode)
-
-
-def check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"transfer.mode={mode!r} is unknown; choose one of {', '.join(MODES)}")
-
-
-def uses_lm(mode: str) -> bool:
-    """Whether a transfer mode needs a trained language model."""
-    check_mode(mode)
-    return mode in WITH_LM
-
-
-def freezes(mode: str) -> bool:
-    check_mode(mode)
-    return mode in FREEZING
-
-
-def copy_mode(mode: str) -> str:
-    """The mode the weight-transfer callback applies for ``mode``: ``frozen`` for
-    ``wise_ft`` (its first fit, theta_0, has the parts frozen), else ``mode`` itself."""
-    check_mode(mode)
-    return "frozen" if mode == "wise_ft" else mode
 
 
 def block_range(part: str) -> tuple[int, int] | None:
@@ -179,87 +266,21 @@ def check_arch_parts(parts, arch: str, num_layers: int | None = None) -> None:
 
 def mode_keys(mode: str) -> tuple[str, ...]:
     """The keys a ``transfer`` config of ``mode`` may hold."""
-    return (*TRANSFER_KEYS, *(MODE_KEYS.get(mode, ()) if isinstance(mode, str) else ()))
-
-
-def freezes_parts(mode: str) -> bool:
-    """Whether ``mode`` freezes the transferred parts at some point of its training."""
-    check_mode(mode)
-    return mode in (*FREEZING, "wise_ft", "ulmfit")
+    known = isinstance(mode, str) and mode in REGISTRY.modes()
+    return (*TRANSFER_KEYS, *(REGISTRY.get(mode).keys if known else ()))
 
 
 def method_problems(t) -> list[tuple[str, str]]:
     """``(key, problem)`` for each bad setting of a ``transfer`` config ``t`` (a mapping):
-    the combination of mode and parts, and each method's own keys."""
-    mode, parts = t.get("mode"), list(t.get("parts") or ())
+    the combination of mode and parts, and the mode's own keys."""
     try:
-        check_parts(parts)
+        check_parts(list(t.get("parts") or ()))
     except ValueError:
         return []  # reported by check_parts
-    if mode not in MODES:
+    mode = t.get("mode")
+    if not isinstance(mode, str) or mode not in REGISTRY.modes():
         return []  # reported by check_mode
-    out = []
-    frozen_out = [p for p in parts if p in UNFREEZABLE]
-    if frozen_out and mode in (*FREEZING, "wise_ft"):
-        out.append(("parts", f"transfer={mode} freezes the transferred parts, and "
-                    f"{frozen_out} cannot be frozen (the output layer also reads the image, "
-                    "whose weights would stay random); leave it out of transfer.parts"))  # fmt: skip
-    if mode in METHODS and not parts:
-        out.append(("parts", f"transfer={mode} transfers nothing with transfer.parts=[]; "
-                    "name at least one part or use transfer=none"))  # fmt: skip
-
-    def number(key, ok, must):
-        v = t.get(key)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not ok(v):
-            out.append((key, f"transfer.{key}={v!r} for transfer={mode}; must be {must}"))
-
-    if mode == "l2_sp":
-        for key in ("alpha", "beta"):
-            number(key, lambda v: v >= 0, "a number >= 0")
-    elif mode == "aux_lm":
-        for key in ("gamma", "gamma_end"):
-            number(key, lambda v: v >= 0, "a number >= 0")
-    elif mode == "wise_ft":
-        alphas = t.get("alphas")
-        if (
-            not isinstance(alphas, list | tuple)
-            or not alphas
-            or any(isinstance(a, bool) or not isinstance(a, int | float) for a in alphas)
-            or any(not 0 <= a <= 1 for a in alphas)
-        ):
-            out.append(("alphas", f"transfer.alphas={alphas!r}; must be a non-empty list of "
-                        "numbers in [0, 1] (0: the frozen fit, 1: the fine-tuned one)"))  # fmt: skip
-        if t.get("select") not in WISE_FT_SELECT:
-            out.append(("select", f"transfer.select={t.get('select')!r}; choose one of "
-                        f"{', '.join(WISE_FT_SELECT)}"))  # fmt: skip
-    elif mode == "ulmfit":
-        number("lr_factor", lambda v: v >= 1, "a number >= 1")
-        number("cut_frac", lambda v: 0 < v < 1, "a number in (0, 1)")
-        number("ratio", lambda v: v >= 1, "a number >= 1")
-        groups = ulmfit_groups(parts)
-        if len(groups) < 2:
-            out.append(("parts", f"transfer=ulmfit with transfer.parts={parts} has one layer "
-                        f"group ({groups[0]}): its groups collapse, so there is nothing to "
-                        "unfreeze gradually; transfer the embedding and/or an RNN part"))  # fmt: skip
-    return out
-
-
-#: ulmfit's layer groups, top (trained from the first epoch) to bottom, and the parts in each
-#: below the head; the head is everything else (the image layer, the output layer, and the
-#: parts not transferred). ``rnn`` is the sequence model, an RNN's or a Transformer's blocks
-#: (``blocks:I-J`` included); a Transformer's positions go with its embedding unless ``rnn``
-#: names them.
-ULMFIT_GROUPS = {
-    "rnn": ("rnn", "rnn_input", "rnn_recurrent", "rnn_bias", "init_state", "blocks", "final_norm"),
-    "embedding": ("embedding", "positions"),
-}
-
-
-def ulmfit_groups(parts) -> list[str]:
-    """ulmfit's layer groups for ``transfer.parts``, top first: ``head``, then ``rnn`` and
-    ``embedding`` where some of their parts are transferred."""
-    names = {part_name(p) for p in parts}
-    return ["head", *(g for g, members in ULMFIT_GROUPS.items() if set(members) & names)]
+    return REGISTRY.get(mode).problems(t)
 
 
 def check_vocab_policy(policy: str) -> None:

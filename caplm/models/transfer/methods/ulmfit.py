@@ -2,7 +2,7 @@
 fine-tuning for text classification"): discriminative learning rates, a slanted triangular
 schedule and gradual unfreezing.
 
-The layer groups, top first (:func:`caplm.models.transfer.modes.ulmfit_groups`): ``head``
+The layer groups, top first (:func:`ulmfit_groups`): ``head``
 (the image and output layers and every part not transferred), ``rnn`` (the transferred RNN
 parts, or Transformer blocks), ``embedding``. Group ``k`` (0 = head) learns at
 ``lr / lr_factor**k`` and is frozen until epoch ``k`` (0-based): one more group trains each
@@ -20,10 +20,27 @@ from lightning.pytorch.callbacks import BaseFinetuning
 
 from caplm.models.common import OPTIMIZERS
 from caplm.models.transfer.callback import selected_names
-from caplm.models.transfer.modes import ULMFIT_GROUPS, part_name, ulmfit_groups
+from caplm.models.transfer.modes import TransferMode, part_name
+
+#: The layer groups, top (trained from the first epoch) to bottom, and the parts in each below
+#: the head; the head is everything else (the image layer, the output layer, and the parts not
+#: transferred). ``rnn`` is the sequence model, an RNN's or a Transformer's blocks
+#: (``blocks:I-J`` included); a Transformer's positions go with its embedding unless ``rnn``
+#: names them.
+ULMFIT_GROUPS = {
+    "rnn": ("rnn", "rnn_input", "rnn_recurrent", "rnn_bias", "init_state", "blocks", "final_norm"),
+    "embedding": ("embedding", "positions"),
+}
 
 
-def slanted_triangular(step: int, total: int, cut_frac: float = 0.1, ratio: float = 32) -> float:
+def ulmfit_groups(parts) -> list[str]:
+    """The layer groups for ``transfer.parts``, top first: ``head``, then ``rnn`` and
+    ``embedding`` where some of their parts are transferred."""
+    names = {part_name(p) for p in parts}
+    return ["head", *(g for g, members in ULMFIT_GROUPS.items() if set(members) & names)]
+
+
+def slanted_triangular(step: int, total: int, cut_frac: float, ratio: float) -> float:
     """The learning-rate multiplier at ``step`` of ``total``: rising linearly from 1/ratio to
     1 over the first ``cut_frac`` of the steps, then falling linearly back to 1/ratio."""
     cut = max(1, int(total * cut_frac))
@@ -50,7 +67,7 @@ class ULMFiT(BaseFinetuning):
     """Gradual unfreezing (Lightning's fine-tuning callback), and the discriminative rates
     and schedule as the generator's optimiser."""
 
-    def __init__(self, parts, lr_factor: float = 2.6, cut_frac: float = 0.1, ratio: float = 32):
+    def __init__(self, parts, lr_factor: float, cut_frac: float, ratio: float):
         super().__init__()
         self.parts, self.lr_factor = tuple(parts), float(lr_factor)
         self.cut_frac, self.ratio = float(cut_frac), float(ratio)
@@ -100,3 +117,24 @@ class ULMFiT(BaseFinetuning):
             optimizer, lambda step: slanted_triangular(step, total, self.cut_frac, self.ratio)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class ULMFiTMethod(TransferMode):
+    name = "ulmfit"
+    needs_parts = True
+    keys = ("lr_factor", "cut_frac", "ratio")
+
+    def check(self, t) -> list[tuple[str, str]]:
+        out = [*self.number(t, "lr_factor", lambda v: v >= 1, "a number >= 1"),
+               *self.number(t, "cut_frac", lambda v: 0 < v < 1, "a number in (0, 1)"),
+               *self.number(t, "ratio", lambda v: v >= 1, "a number >= 1")]  # fmt: skip
+        parts = list(t.get("parts") or ())
+        groups = ulmfit_groups(parts)
+        if len(groups) < 2:
+            out.append(("parts", f"transfer=ulmfit with transfer.parts={parts} has one layer "
+                        f"group ({groups[0]}): its groups collapse, so there is nothing to "
+                        "unfreeze gradually; transfer the embedding and/or an RNN part"))  # fmt: skip
+        return out
+
+    def callbacks(self, t, lm_state=None, row_index=None) -> list:
+        return [ULMFiT(list(t["parts"]), t["lr_factor"], t["cut_frac"], t["ratio"])]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
 from caplm.data.text import PAD_ID
+from caplm.models.transfer.modes import TransferMode
 
 
 def gamma_at(epoch: int, max_epochs: int, gamma: float, gamma_end: float) -> float:
@@ -76,3 +77,17 @@ class AuxLM(Callback):
         loss = self.lm_loss(h, batch["targets"])
         module.log("train/aux_lm_loss", loss.detach(), batch_size=h.size(0))  # unweighted
         return self.name, self.gamma_now(module) * loss
+
+
+class AuxLMMethod(TransferMode):
+    name = "aux_lm"
+    needs_parts = True
+    keys = ("gamma", "gamma_end")
+
+    def check(self, t) -> list[tuple[str, str]]:
+        return [
+            p for key in self.keys for p in self.number(t, key, lambda v: v >= 0, "a number >= 0")
+        ]
+
+    def callbacks(self, t, lm_state=None, row_index=None) -> list:
+        return [AuxLM(t["gamma"], t["gamma_end"], lm_state, row_index)]

@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from caplm.models.transfer.callback import copied_masks
+from caplm.models.transfer.modes import TransferMode
 
 
 class L2SP(Callback):
@@ -67,3 +68,17 @@ class L2SP(Callback):
 
 def _add(total, value):
     return value if total is None else total + value
+
+
+class L2SPMethod(TransferMode):
+    name = "l2_sp"
+    needs_parts = True
+    keys = ("alpha", "beta")
+
+    def check(self, t) -> list[tuple[str, str]]:
+        return [
+            p for key in self.keys for p in self.number(t, key, lambda v: v >= 0, "a number >= 0")
+        ]
+
+    def callbacks(self, t, lm_state=None, row_index=None) -> list:
+        return [L2SP(t["alpha"], t["beta"], list(t["parts"]), row_index)]
