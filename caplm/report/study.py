@@ -107,7 +107,7 @@ def _study_table() -> pd.DataFrame:
     """The study's table and, per main-grid cell (corpus, exponent), an ``lm_only`` row: its
     init and frozen rows' means (each mode trained its own LMs), their runs summed."""
     study = _packaged()
-    main = study[(study["experiment"] == "langmodtrans") & study["transfer"].isin(WITH_LM)]
+    main = study[study["experiment"] == "langmodtrans"]  # its init and frozen rows
     rows = []
     for (corpus, e), group in main.groupby(["lm_corpus", "size_exponent"], sort=False):
         row = group.mean(numeric_only=True)
