@@ -39,7 +39,13 @@ different vocabularies compare), ``stat`` is ``mean``, ``median`` or ``geomean``
 ``<part>/<split>_oov_types`` is that n_oov_types, and ``<part>/<split>_oov_type_rate`` /
 ``_oov_token_rate`` the vocabulary's coverage of the split (:func:`coverage_key`). LM splits are
 ``val`` (its own validation text), ``capval`` and ``captest`` (the caption val/test captions).
-``lm/stopped_at_cap`` and ``capgen/stopped_at_cap`` say a fit ran all its epochs while its
+Robust LMs (:mod:`caplm.models.robust`): ``lm/robust_<kind>`` is the strength of each
+perturbation the LM trained with (0: none; ``kind`` is ``word_dropout``, ``noise`` or
+``adversarial``), ``lm/perturbed_<kind>`` that of each test-time perturbation measured
+(``eval.lm_perturbed``), and ``lm/<split>_perturbed_<kind>_pplx_<kind>_<stat>`` the LM's
+perplexity on the caption sets ``capval``/``captest`` under it, beside the clean one.
+``lm/dedup``, ``lm/dedup_removed``: the corpus's deduplication (``corpus.dedup``) and how
+many pool sentences it removed. ``lm/stopped_at_cap`` and ``capgen/stopped_at_cap`` say a fit ran all its epochs while its
 validation loss was still improving; ``lm/val_sentences`` and ``lm/max_val_sentences`` how
 much validation text was used (null: all of it). ``job/normaliser`` is ``data.normaliser``;
 ``job/transfer`` is ``lm_only`` for an LM-only job (``python -m caplm.lm``). ``lm/in_domain``
@@ -65,6 +71,8 @@ PARTS = ("job", "lm", "capgen", "transfer", "transferability")
 
 CAPTION_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
 PPLX_KINDS = ("plain", "corrected")
+#: The perturbations of a robust LM (:mod:`caplm.models.robust`), as results list them.
+PERTURBATIONS = ("word_dropout", "noise", "adversarial")
 PPLX_STATS = ("mean", "median", "geomean")
 
 
@@ -158,6 +166,24 @@ def metric_key(metric: str) -> str:
 def div_key(name: str) -> str:
     """Diversity of the generated test captions, e.g. ``div_key("unique_frac")``."""
     return capgen_key(f"div_{name}")
+
+
+def robust_key(kind: str) -> str:
+    """The strength of a perturbation the LM was trained with (``lm.fit.robust``; 0: none),
+    e.g. ``lm/robust_adversarial``."""
+    return lm_key(f"robust_{kind}")
+
+
+def perturbed_key(kind: str) -> str:
+    """The strength of a test-time perturbation (``eval.lm_perturbed``), e.g.
+    ``lm/perturbed_noise``."""
+    return lm_key(f"perturbed_{kind}")
+
+
+def perturbed_split(split: str, kind: str) -> str:
+    """The name under which perplexity on ``split`` under perturbation ``kind`` is kept, e.g.
+    ``captest_perturbed_noise`` (so ``lm/captest_perturbed_noise_pplx_corrected_geomean``)."""
+    return f"{split}_perturbed_{kind}"
 
 
 def lm_sample_div_key(name: str) -> str:

@@ -27,6 +27,10 @@ Sources (``corpus.source``):
   ``train_shards`` training shards, validated on the held-out shards ``val_shards``; sentences
   of ``min_words`` to ``max_words`` words after normalisation are kept (2 to 50, as the study).
 
+``corpus.dedup`` (``none`` | ``exact`` | ``near``, :mod:`caplm.data.dedup`) removes duplicate
+sentences from the pool before the size control; never from the validation text, and never
+from the caption training set (``captions``).
+
 The LM is validated (early stopping, perplexity) on the whole validation text unless
 ``max_val_sentences`` is set: then on that many of its sentences, chosen by content (a hash of
 each sentence), so the same text gives the same subset whatever order a reader lists it in.
@@ -44,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from caplm.data import scenes
+from caplm.data.dedup import deduplicate
 from caplm.data.readers import load_caption_dataset
 from caplm.data.scenes import ScenesConfig
 from caplm.data.shapes import ShapesConfig, extra_scene_captions
@@ -56,7 +61,7 @@ SOURCES = ("captions", "caption_dataset", "extra", "shapes_extra", "scenes_extra
            "textfile", "lm1b")  # fmt: skip
 #: The keys a ``corpus`` config may have: those of every source, then each source's own.
 CORPUS_KEYS = ("name", "source", "size_exponent", "max_size_exponent", "min_word_freq",
-               "max_val_sentences")  # fmt: skip
+               "max_val_sentences", "dedup", "dedup_near")  # fmt: skip
 SOURCE_KEYS = {
     "captions": (),
     "caption_dataset": ("dataset",),
@@ -80,6 +85,11 @@ def outside_design(corpus_cfg) -> str | None:
     """Why a corpus's size exponent is outside its design (``corpus.max_size_exponent``: the
     study grows the in-domain corpus only up to e = 0), or None. A sweep over one list of
     exponents for several corpora marks such points not applicable instead of failing."""
+    if corpus_cfg.get("source") == "captions" and corpus_cfg.get("dedup", "none") != "none":
+        return (
+            f"corpus 'captions' is the caption training set itself, which is never deduplicated "
+            f"(corpus.dedup={corpus_cfg.dedup}); deduplicate another corpus"
+        )
     top, e = corpus_cfg.get("max_size_exponent"), corpus_cfg.get("size_exponent")
     if top is None or e is None or float(e) <= float(top):
         return None
@@ -115,6 +125,59 @@ def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int, cache_dir=None
     by the dataset's normaliser (``cache_dir``: where a ``caption_dataset`` source caches)."""
     source, rule = corpus_cfg.source, captions.normaliser
     normalise = normaliser(rule)
+    pool, val = corpus_pool(corpus_cfg, captions, cache_dir)
+    method, removed = corpus_cfg.get("dedup", "none"), 0
+    if method != "none":  # before the size control: the LM still sees round(10^e x n)
+        if source == "captions":
+            raise ValueError(outside_design(corpus_cfg))
+        before = len(pool)
+        pool, removed = deduplicate(_tokens(pool, normalise), method, corpus_cfg.get("dedup_near"))
+        log.info("corpus %s: dedup=%s removed %d of %d pool sentences", corpus_cfg.name, method,
+                 removed, before)  # fmt: skip
+    n_captions = len(captions.sentences("train"))
+    size = corpus_size(corpus_cfg.size_exponent, n_captions, len(pool))
+    if removed and size > len(pool):
+        raise ValueError(
+            f"corpus {corpus_cfg.name!r}: corpus.dedup={method} left {len(pool)} of "
+            f"{len(pool) + removed} pool sentences, fewer than the {size} that size_exponent "
+            f"{corpus_cfg.size_exponent} asks for; lower corpus.size_exponent or give the "
+            "corpus a larger pool"
+        )
+    train = _tokens(subsample(pool, size, seed, corpus_cfg.name), normalise)
+    val = _tokens(val, normalise)
+    if not val:
+        raise ValueError(f"corpus {corpus_cfg.name!r} has no validation sentences")
+    max_val = corpus_cfg.get("max_val_sentences")
+    val_total = len(val)
+    val = sample_by_content(val, max_val)
+    info = {
+        "pool_size": len(pool),
+        "size_exponent": corpus_cfg.size_exponent,
+        "caption_train_sentences": n_captions,
+        "normaliser": rule,
+        "val_sentences": len(val),
+        "val_sentences_available": val_total,
+        "max_val_sentences": max_val,
+        "dedup": method,
+        "dedup_removed": removed,
+    }
+    log.info(
+        "corpus %s: %d of %d sentences (e=%s), %d val%s",
+        corpus_cfg.name,
+        len(train),
+        len(pool),
+        corpus_cfg.size_exponent,
+        len(val),
+        f" (of {val_total}: corpus.max_val_sentences={max_val})" if len(val) < val_total else "",
+    )
+    return Corpus(name=corpus_cfg.name, train=train, val=val, info=info)
+
+
+def corpus_pool(corpus_cfg, captions: CaptionDataset, cache_dir=None) -> tuple[list, list]:
+    """A corpus's whole pool of training sentences and its validation text, as its source
+    gives them (raw strings for the generated sources, token lists otherwise)."""
+    source, rule = corpus_cfg.source, captions.normaliser
+    normalise = normaliser(rule)
     if source == "captions":
         pool, val = captions.sentences("train"), captions.sentences("val")
     elif source == "caption_dataset":
@@ -132,34 +195,7 @@ def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int, cache_dir=None
         pool, val = _lm1b(corpus_cfg, normalise)
     else:
         raise ValueError(f"corpus.source={source!r} is unknown; choose one of {', '.join(SOURCES)}")
-    n_captions = len(captions.sentences("train"))
-    size = corpus_size(corpus_cfg.size_exponent, n_captions, len(pool))
-    train = _tokens(subsample(pool, size, seed, corpus_cfg.name), normalise)
-    val = _tokens(val, normalise)
-    if not val:
-        raise ValueError(f"corpus {corpus_cfg.name!r} has no validation sentences")
-    max_val = corpus_cfg.get("max_val_sentences")
-    val_total = len(val)
-    val = sample_by_content(val, max_val)
-    info = {
-        "pool_size": len(pool),
-        "size_exponent": corpus_cfg.size_exponent,
-        "caption_train_sentences": n_captions,
-        "normaliser": rule,
-        "val_sentences": len(val),
-        "val_sentences_available": val_total,
-        "max_val_sentences": max_val,
-    }
-    log.info(
-        "corpus %s: %d of %d sentences (e=%s), %d val%s",
-        corpus_cfg.name,
-        len(train),
-        len(pool),
-        corpus_cfg.size_exponent,
-        len(val),
-        f" (of {val_total}: corpus.max_val_sentences={max_val})" if len(val) < val_total else "",
-    )
-    return Corpus(name=corpus_cfg.name, train=train, val=val, info=info)
+    return pool, val
 
 
 def sample_by_content(sentences: list[list[str]], limit: int | None) -> list[list[str]]:

@@ -23,6 +23,7 @@ from caplm.evaluation.diversity import diversity
 from caplm.evaluation.grounding import caption_truth, dataset_grounding
 from caplm.evaluation.perplexity import coverage, oov_stats, perplexity_stats
 from caplm.evaluation.retrieval import retrieval_metrics, retrieval_ranks, score_matrix
+from caplm.models import robust
 from caplm.results import (
     SPICE_STATUS,
     capgen_key,
@@ -30,6 +31,8 @@ from caplm.results import (
     div_key,
     grounding_key,
     lm_sample_div_key,
+    perturbed_key,
+    perturbed_split,
     pplx_keys,
     ret_key,
 )
@@ -37,7 +40,9 @@ from caplm.results import (
 log = logging.getLogger(__name__)
 
 #: The keys of an ``eval`` config.
-EVAL_KEYS = ("spice", "meteor", "retrieval", "lm_samples", "show", "pictures")
+EVAL_KEYS = ("spice", "meteor", "retrieval", "lm_samples", "show", "pictures", "lm_perturbed")
+#: The texts an LM's perplexity under perturbation is measured on (``eval.lm_perturbed``).
+PERTURBED_TEXTS = ("capval", "captest")
 NO_CUT = 10**6  # evaluation scores whole sentences, never cut
 RETRIEVAL_CAPTIONS = 1024  # captions scored against all test images per call
 #: Output-layer values a scoring batch may hold (B x T x V floats, 128 MB in float32): fewer
@@ -108,10 +113,12 @@ def perplexities(
 
 def evaluate_lm(
     lm, vocab: Vocabulary, texts: dict[str, list[list[str]]], train_sentences, samples: int,
-    seed: int,
+    seed: int, perturbed=None,
 ) -> dict:  # fmt: skip
     """The LM's perplexities on each of ``texts`` (name -> sentences: its own validation text
-    ``val``, the caption sets ``capval`` and ``captest``), and the diversity of its samples."""
+    ``val``, the caption sets ``capval`` and ``captest``), and the diversity of its samples;
+    with ``perturbed`` (``eval.lm_perturbed``: a strength per perturbation, 0: not measured),
+    also its perplexities on the caption sets under each perturbation."""
     device = next(lm.parameters()).device
     lm.eval()
 
@@ -122,6 +129,17 @@ def evaluate_lm(
     for split, sentences in texts.items():
         lps = sentence_logprobs(score, sentences, vocab)
         results.update(perplexities("lm", split, lps, sentences, vocab))
+    for kind, strength in robust.strengths(perturbed).items():
+        if not strength:
+            continue
+        results[perturbed_key(kind)] = strength
+        for split in PERTURBED_TEXTS:
+            sentences = texts[split]
+            score = robust.perturbed_scorer(lm, kind, strength, seed)
+            lps = sentence_logprobs(score, sentences, vocab)
+            unk_counts, n_oov = oov_stats(list(sentences), vocab)
+            stats = perplexity_stats(lps, unk_counts, n_oov)
+            results.update(pplx_keys("lm", perturbed_split(split, kind), stats, n_oov))
     if samples:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         sampled = [vocab.decode(s) for s in lm.sample(samples, generator=gen)]

@@ -22,6 +22,10 @@ from caplm.models.prefix import make_prefix
 
 
 class LanguageModel(TokenModel):
+    #: How it trains with perturbed inputs (:class:`caplm.models.robust.RobustTraining`, set
+    #: by the LM cache from ``lm.fit.robust``); None: plainly. Not a weight, not saved.
+    robust = None
+
     def __init__(
         self,
         vocab_size: int,
@@ -55,6 +59,11 @@ class LanguageModel(TokenModel):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """inputs (B, T) -> next-token logits (B, T, V)."""
         return self.output(self.prefix(inputs)[0])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.robust is None:
+            return super().training_step(batch, batch_idx)
+        return self.robust.training_step(self, batch)
 
     def real_logits(self, batch: dict, real: torch.Tensor) -> torch.Tensor:
         return self.output(self.prefix(batch["inputs"])[0][real])

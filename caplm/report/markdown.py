@@ -23,6 +23,13 @@ from caplm.report.columns import (
 from caplm.report.gallery import IMAGES, write_galleries
 from caplm.report.lm_family import family_correlations, family_verdicts
 from caplm.report.plots import plot_report, plot_transferability
+from caplm.report.robust import (
+    ROBUST_PREDICTORS,
+    has_robust_lms,
+    robust_cells,
+    robust_correlations,
+    robust_verdicts,
+)
 from caplm.report.study import (
     HEADLINE,
     MEASURES,
@@ -78,11 +85,15 @@ def write_report(sweep: Sweep, out: str | Path, gallery: int = IMAGES) -> list[s
             plots[TRANSFERABILITY_PLOT] = "Transferability scores against CIDEr"
     predicted = verdicts(judged, sweep.table)
     pictures = write_galleries(sweep.complete, sweep.root, out, gallery)
+    robust_lines, robust_said = _robust_md(sweep.table, out)
     write_text(
         out / "report.md",
-        _report_md(sweep, cells, corr, plots, study, effects, (judged, predicted), pictures),
+        _report_md(
+            sweep, cells, corr, plots, study, effects, (judged, predicted), pictures, robust_lines
+        ),  # fmt: skip
     )
-    return [*corr["verdict"], *family_verdicts(families), *(predicted if len(judged) else [])]
+    return [*corr["verdict"], *family_verdicts(families), *robust_said,
+            *(predicted if len(judged) else [])]  # fmt: skip
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -177,6 +188,7 @@ def _report_md(
     effects: pd.DataFrame,
     predicted: tuple[pd.DataFrame, list[str]],
     gallery: list[str],
+    robust_lines: list[str] = (),
 ) -> str:
     done = sweep.complete
     problems = [f"`{job}`: {why}" for job, why in sweep.incomplete]
@@ -223,6 +235,7 @@ def _report_md(
         *([f"- {v}" for v in corr["verdict"]] or ["- no transfer mode has LM perplexities"]),
         "",
         *_family_md(family_correlations(sweep.table)),
+        *robust_lines,
         "## Which LM will transfer best? Transferability scores against perplexity",
         "",
         *_transferability_md(*predicted, sweep.table),
@@ -278,6 +291,48 @@ def _family_md(families: pd.DataFrame) -> list[str]:
         })  # fmt: skip
         lines += [f"**{data}**:", "", markdown_table(shown)]
     return lines
+
+
+def _robust_md(table: pd.DataFrame, out: Path) -> tuple[list[str], list[str]]:
+    """The section on robust LMs (:mod:`caplm.report.robust`), and its verdicts: only for a
+    sweep with robust LMs, deduplicated corpora or perplexities under perturbation."""
+    if not has_robust_lms(table):
+        return [], []
+    cells = robust_cells(table)
+    corr = robust_correlations(cells)
+    write_text(out / "robust_cells.csv", cells.to_csv(index=False))
+    write_text(out / "robust_correlations.csv", corr.to_csv(index=False))
+    said = robust_verdicts(corr)
+    pplx = [(name, col) for name, col in ROBUST_PREDICTORS if col in cells]
+    cell = [c for c in ("data", "size_exponent", "robust", "dedup", "transfer")
+            if c in cells]  # fmt: skip
+    shown = cells[cell].copy()
+    shown["n"] = cells["n"]
+    shown[f"Δ {HEADLINE_METRIC} [95% CI]"] = [
+        _effect(m, lo, hi) for m, lo, hi in zip(cells["effect"], cells["effect_lo"],
+                                                 cells["effect_hi"], strict=True)
+    ]  # fmt: skip
+    for name, col in pplx:
+        shown[f"LM pplx {name}"] = cells[col]
+    lines = [
+        "## Do robust LMs transfer better?",
+        "",
+        f"LMs trained with perturbed inputs (`lm.fit.robust`: the strength of each perturbation "
+        f"in `robust`) or on deduplicated corpora (`dedup`), and measured by their caption-test "
+        f"perplexity clean (`{LM_PPLX}`) and under each test-time perturbation "
+        "(`eval.lm_perturbed`): a less accurate but more robust LM has a higher clean and a "
+        f"lower perturbed perplexity. Δ {HEADLINE_METRIC}: minus no transfer's, paired by seed, "
+        "with a 95% bootstrap interval; perplexities are means over seeds. Below, Spearman's "
+        f"rho over cells of {HEADLINE_METRIC} with each perplexity, with 95% bootstrap "
+        "intervals (cells resampled). All: [robust_cells.csv](robust_cells.csv), "
+        "[robust_correlations.csv](robust_correlations.csv).",
+        "",
+        markdown_table(shown),
+        "",
+        *([f"- {v}" for v in said] or ["- too few cells for a correlation"]),
+        "",
+    ]
+    return lines, said
 
 
 def _intervals(group: pd.DataFrame, value: str, bounds: str) -> list[str]:

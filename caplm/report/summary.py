@@ -158,10 +158,11 @@ def bootstrap_rho(x, y, seed: int = 0) -> tuple[float, float]:
 
 
 def transfer_effects(
-    df: pd.DataFrame, metric: str = HEADLINE_METRIC, seed: int = 0
+    df: pd.DataFrame, metric: str = HEADLINE_METRIC, seed: int = 0, extra: tuple = ()
 ) -> pd.DataFrame:
     """Per cell of a transfer mode: the mean over seeds of metric(cell) - metric(no transfer)
-    of the same data, paired by seed, with a 95% bootstrap interval (seeds resampled).
+    of the same data, paired by seed, with a 95% bootstrap interval (seeds resampled). A cell
+    is the jobs alike in the grid cell's columns and ``extra`` (derived columns to split on).
 
     Columns: the cell's keys, ``n`` (seeds in both), ``effect``, ``effect_lo``, ``effect_hi``.
     A cell is compared on the seeds it shares with the no-transfer jobs of its data set (and
@@ -169,7 +170,7 @@ def transfer_effects(
     """
     done = unique_complete(df)
     key = metric_key(metric)
-    cell = cell_columns(done)
+    cell = [*cell_columns(done), *(c for c in extra if c in done)]
     columns = [*cell, "n", "effect", "effect_lo", "effect_hi"]
     if key not in done or "data" not in done or not (done["transfer"] == BASELINE).any():
         return pd.DataFrame(columns=columns)

@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from caplm import CONF_DIR, PROJECT_ROOT, available_cores, data_dir
+from caplm.data import dedup
 from caplm.data.corpora import CORPUS_KEYS, SOURCE_KEYS, SOURCES
 from caplm.data.encoders import ENCODER_KEYS, ENCODERS, OWN_KEYS
 from caplm.data.readers import DATA_KEYS, EMPTY_CAPTIONS, FORMAT_KEYS, FORMATS
@@ -31,6 +32,7 @@ from caplm.evaluation.coco import SPICE_MODES
 from caplm.evaluation.evaluate import EVAL_KEYS
 from caplm.evaluation.transfer_scores import TRANSFERABILITY_KEYS
 from caplm.io import stable_hash, to_dict
+from caplm.models import robust
 from caplm.models.caption_generator import GENERATION_KEYS, CaptionGenerator
 from caplm.models.common import constructor_args
 from caplm.models.language_model import LanguageModel
@@ -304,6 +306,13 @@ def _check_corpus(cfg, p: Problems) -> None:
     p.value("corpus.max_size_exponent", top, top is None or _number(top), "a number or null")
     p.value("corpus.min_word_freq", corpus.get("min_word_freq"),
             _int(corpus.get("min_word_freq"), 1), "an integer >= 1")  # fmt: skip
+    try:
+        near = corpus.get("dedup_near")
+        dedup.check(corpus.get("dedup", "none"), to_dict(near) if near is not None else None)
+    except ValueError as err:
+        p.add("corpus.dedup", str(err))
+    if isinstance(corpus.get("dedup_near"), DictConfig):
+        p.keys("corpus.dedup_near", corpus.dedup_near, dedup.NEAR_KEYS)
 
 
 def _check_fit(where: str, fit, p: Problems) -> None:
@@ -325,8 +334,30 @@ def _check_fit(where: str, fit, p: Problems) -> None:
     for key, (ok, must) in checks.items():
         if key in fit:
             p.value(f"{where}.{key}", fit[key], ok(fit[key]), must)
+    if "robust" in fit:
+        if where != "lm.fit":
+            p.add(f"{where}.robust", "robust training is the language model's (lm.fit.robust)")
+        else:
+            _check_perturbations(f"{where}.robust", fit.robust, p)
     if "max_epochs" not in fit:
         p.add(f"{where}.max_epochs", "is missing")
+
+
+def _check_perturbations(where: str, node, p: Problems) -> None:
+    """An ``lm.fit.robust`` / ``eval.lm_perturbed`` node: known kinds, strengths in range."""
+    if not isinstance(node, DictConfig):
+        p.add(where, f"is {node!r}; must be a mapping of {', '.join(robust.KINDS)}")
+        return
+    p.keys(where, node, robust.KINDS)
+    for kind in robust.KINDS:
+        value = node.get(kind, 0.0)
+        if not _number(value):
+            p.add(f"{where}.{kind}", f"is {value!r}; must be a number")
+            continue
+        try:
+            robust.strengths({kind: value})
+        except ValueError as err:
+            p.add(f"{where}.{kind}", str(err))
 
 
 def _check_models(cfg, p: Problems) -> None:
@@ -385,6 +416,8 @@ def _check_eval(cfg, p: Problems) -> None:
         p.value(f"eval.{key}", ev.get(key), isinstance(ev.get(key), bool), "true or false")
     for key in ("lm_samples", "show", "pictures"):
         p.value(f"eval.{key}", ev.get(key), _int(ev.get(key)), "an integer >= 0")
+    if "lm_perturbed" in ev:
+        _check_perturbations("eval.lm_perturbed", ev.lm_perturbed, p)
 
 
 def _check_transferability(cfg, p: Problems) -> None:

@@ -29,9 +29,11 @@ import torch
 from filelock import FileLock
 from omegaconf import DictConfig
 
+from caplm.data import dedup
 from caplm.data.corpora import outside_design
 from caplm.data.features import FINGERPRINTS
 from caplm.io import file_digests, read_json, stable_hash, to_dict, write_json
+from caplm.models import robust
 from caplm.models.transfer.modes import job_mode, job_uses_lm
 from caplm.results import (
     COMPLETE,
@@ -63,6 +65,10 @@ def job_identity(cfg: DictConfig) -> dict:
     if not job_uses_lm(cfg):
         identity.pop("corpus", None)
         identity.pop("lm", None)
+    for path in (("lm", "fit", "robust"), ("eval", "lm_perturbed")):  # off: as before they came
+        robust.drop_off(identity, path)
+    if "corpus" in identity:
+        dedup.drop_off(identity["corpus"])
     files = {}
     for group in ("data", "corpus"):
         if group in identity:

@@ -2,7 +2,7 @@
 
 An LM is identified by a hash of what determines it: its config (architecture, optimiser,
 epochs, early stopping; ``arch`` only when it is not ``rnn``, so RNN LMs keep the keys they
-had before Transformers came), the exact text it trains and validates on (which fixes the
+had before Transformers came, and ``fit.robust`` only when it perturbs anything), the exact text it trains and validates on (which fixes the
 corpus, its size exponent and the run's shuffle), its vocabulary, the seed, and the numeric
 precision it was trained in (only when it is not float32, so float32 LMs keep their keys: a
 bf16 LM is never reused by a float32 job, nor the other way round). Jobs of a
@@ -39,6 +39,7 @@ from caplm.io import (
     to_dict,
     write_json,
 )
+from caplm.models import robust
 from caplm.models.common import constructor_args
 from caplm.models.language_model import LanguageModel
 from caplm.runtime.training import fit
@@ -74,6 +75,7 @@ def lm_identity(
     cfg.pop("name", None)  # a preset's name is a label; its values are what count
     if cfg.get("arch", "rnn") == "rnn":  # RNN LMs keep the keys they had before `arch` existed
         cfg.pop("arch", None)
+    robust.drop_off(cfg, ("fit", "robust"))  # plain LMs keep the keys they had before it existed
     identity = {
         "version": CACHE_VERSION,
         "lm": cfg,
@@ -162,6 +164,8 @@ def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
     log.info("training LM %s on %d sentences (%s)", key, len(corpus.train), corpus.name)
     L.seed_everything(seed, workers=True)
     model = LanguageModel(vocab_size=len(vocab), **constructor_args(LanguageModel, lm_cfg))
+    if not robust.is_off(lm_cfg.fit.get("robust")):
+        model.robust = robust.RobustTraining(lm_cfg.fit.robust)
     record = {
         "checkpoint": None,
         "epochs": 0,

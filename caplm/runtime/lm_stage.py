@@ -15,7 +15,8 @@ from caplm.data.text import Vocabulary
 from caplm.data.types import CaptionDataset
 from caplm.evaluation.evaluate import evaluate_lm
 from caplm.io import to_dict
-from caplm.results import keyed, lm_key
+from caplm.models import robust
+from caplm.results import keyed, lm_key, robust_key
 from caplm.runtime import lm_cache, loggers
 from caplm.runtime.devices import resolve_precision
 from caplm.runtime.lm_cache import CachedLM
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: What an LM's cache entry says about it, copied into the results.
 INFO_RESULTS = ("vocab_size", "params", "corpus_size", "epochs", "train_time_s")
+#: What the corpus says about itself, copied into the results.
+CORPUS_RESULTS = ("pool_size", "max_val_sentences", "dedup", "dedup_removed")
 
 
 #: Config groups of the caption generator, which an LM-only job has no use for.
@@ -68,7 +71,7 @@ def language_model(cfg: DictConfig, dataset: CaptionDataset) -> tuple[CachedLM, 
     results[lm_key("arch")] = lm.model.prefix.arch
     results.update(keyed("lm", {name: info[name] for name in INFO_RESULTS}))
     results[lm_key("resumed_after")] = info.get("resumed_after", [])  # older entries lack it
-    results.update(keyed("lm", {k: corpus.info[k] for k in ("pool_size", "max_val_sentences")}))
+    results.update(keyed("lm", {k: corpus.info[k] for k in CORPUS_RESULTS}))
     results[lm_key("val_sentences")] = len(corpus.val)
     results[lm_key("in_domain")] = IN_DOMAIN.get(cfg.corpus.source)
     results[lm_key("stopped_at_cap")] = warn_if_capped(
@@ -79,7 +82,17 @@ def language_model(cfg: DictConfig, dataset: CaptionDataset) -> tuple[CachedLM, 
         "capval": dataset.sentences("val"),
         "captest": dataset.sentences("test"),
     }
+    trained = robust.strengths(cfg.lm.fit.get("robust"))
+    results.update({robust_key(kind): v for kind, v in trained.items()})
     results.update(
-        evaluate_lm(lm.model, lm.vocab, texts, corpus.train, cfg.eval.lm_samples, cfg.seed)
+        evaluate_lm(
+            lm.model,
+            lm.vocab,
+            texts,
+            corpus.train,
+            cfg.eval.lm_samples,
+            cfg.seed,
+            perturbed=cfg.eval.get("lm_perturbed"),
+        )  # fmt: skip
     )
     return lm, results

@@ -117,6 +117,7 @@ FIT_KEYS = (
     "patience",
     "gradient_clip_val",
     "monitor",
+    "robust",
 )
 
 

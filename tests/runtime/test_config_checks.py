@@ -105,3 +105,18 @@ def test_a_bad_empty_captions_policy_of_a_file_dataset_is_found(make_cfg):
         cfg.data.format = "karpathy_json"
         cfg.data.empty_captions = "warn"
     assert "data.empty_captions: is 'warn'; must be one of skip, error" in _problems(cfg)
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("+lm.fit.robust.advesarial=0.1", "lm.fit.robust.advesarial: unknown setting"),
+        ("lm.fit.robust.word_dropout=1.0", "lm.fit.robust.word_dropout: word_dropout must be in [0, 1)"),
+        ("lm.fit.robust.noise=-1", "lm.fit.robust.noise: noise must be >= 0"),
+        ("lm.fit.robust.noise=lots", "lm.fit.robust.noise: is 'lots'; must be a number"),
+        ("+model.fit.robust.noise=0.1", "model.fit.robust: robust training is the language model's"),
+        ("eval.lm_perturbed.adversarial=-0.1", "eval.lm_perturbed.adversarial: adversarial must be >= 0"),
+    ],
+)  # fmt: skip
+def test_bad_robustness_settings_are_named(make_cfg, override, expected):
+    assert expected in _problems(make_cfg([override]))

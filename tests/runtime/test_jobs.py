@@ -24,6 +24,15 @@ def test_identity_leaves_out_what_does_not_change_results(make_cfg):
     assert job_identity(make_cfg(["model.lr=0.01"])) != base
 
 
+def test_robustness_settings_are_in_the_identity_only_when_on(make_cfg):
+    base = job_identity(make_cfg())
+    assert "robust" not in base["lm"]["fit"] and "lm_perturbed" not in base["eval"]
+    trained = job_identity(make_cfg(["lm.fit.robust.noise=0.1"]))
+    assert trained["lm"]["fit"].pop("robust")["noise"] == 0.1 and trained == base
+    measured = job_identity(make_cfg(["eval.lm_perturbed.word_dropout=0.1"]))
+    assert measured["eval"].pop("lm_perturbed")["word_dropout"] == 0.1 and measured == base
+
+
 def test_modes_without_an_lm_ignore_the_lm_and_its_corpus(make_cfg):
     a = job_identity(make_cfg(["transfer=none", "corpus=captions"]))
     b = job_identity(make_cfg(["transfer=none", "corpus=shapes_extra", "lm=medium"]))

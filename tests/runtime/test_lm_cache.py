@@ -90,3 +90,32 @@ def test_the_key_counts_the_precision_and_keeps_float32_keys(make_cfg, tmp_path)
     assert get_or_train(lm, corpus(), vocab, 1, tmp_path, never).key == first.key
     with pytest.raises(AssertionError, match="trained again"):  # a bf16 job does not reuse it
         get_or_train(lm, corpus(), vocab, 1, tmp_path, never, precision="bf16-mixed")
+
+
+#: Cache keys of the toy LM (corpus below, seed 1) made before lm.fit.robust existed: a plain
+#: LM's key must stay what it was, or every cache in use would be trained again.
+KEYS_BEFORE_ROBUST = {"small": "2f33e684d63c7c5d", "transformer_small": "70a7f26fb60bac39",
+                      "medium": "967c12fda9db0b9c"}  # fmt: skip
+
+
+def test_robust_settings_change_the_key_each_alone_and_off_keeps_the_old_one(make_cfg):
+    from caplm.io import stable_hash
+    from caplm.models.robust import KINDS
+
+    toy, vocab = Corpus("toy", SENTENCES * 3, SENTENCES[:2]), Vocabulary.build(SENTENCES)
+    for preset, key in KEYS_BEFORE_ROBUST.items():
+        lm, _ = lm_and_trainer(make_cfg, [f"lm={preset}"])
+        assert lm.fit.robust.adversarial == 0.0
+        assert stable_hash(lm_identity(lm, toy, vocab, seed=1)) == key
+    base = lm_identity(lm_and_trainer(make_cfg)[0], toy, vocab, seed=1)
+    keys = set()
+    for kind in KINDS:
+        for strength in (0.1, 0.2):
+            lm, _ = lm_and_trainer(make_cfg, [f"lm.fit.robust.{kind}={strength}"])
+            identity = lm_identity(lm, toy, vocab, seed=1)
+            keys.add(stable_hash(identity))
+            # the robust node is the only difference
+            assert identity["lm"]["fit"].pop("robust") == {**dict.fromkeys(KINDS, 0.0),
+                                                           kind: strength}  # fmt: skip
+            assert identity == base
+    assert len(keys) == 6
