@@ -22,7 +22,7 @@ from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
 from caplm.data.text import Vocabulary
 from caplm.evaluation.evaluate import ValidationBLEU, evaluate_generator
-from caplm.evaluation.pictures import save_pictures
+from caplm.evaluation.pictures import picture_source, save_pictures
 from caplm.evaluation.transfer_scores import scores_or_reason
 from caplm.io import write_json
 from caplm.models.caption_generator import CaptionGenerator
@@ -138,14 +138,13 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     )
     scores, captions = evaluate_generator(model, data, cfg.eval)
     results.update(scores)
-    save_pictures(captions, dataset.load_image, out, cfg.eval.pictures)
+    load_image, none_because = picture_source(cfg.data, dataset)
+    save_pictures(captions, load_image, out, cfg.eval.pictures, none_because)
     write_json(out / CAPTIONS_FILE, captions)
     for c in captions[: cfg.eval.show]:
         log.info("%s: %s  (ref: %s)", c["image_id"], c["caption"], c["references"][0])
     job.lap("eval")
-    return results, partial(
-        loggers.report, capgen_logger, captions=captions, load_image=dataset.load_image
-    )
+    return results, partial(loggers.report, capgen_logger, captions=captions, load_image=load_image)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

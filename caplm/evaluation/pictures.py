@@ -31,16 +31,33 @@ def thumbnail(image: np.ndarray, size: int = THUMBNAIL) -> Image.Image:
     return picture.resize(shape, Image.NEAREST if scale > 1 else Image.LANCZOS)
 
 
+#: Why a job saves no pictures, by what it lacks.
+NO_IMAGES = "the dataset has no images (data.images_dir)"
+FEATURES_ONLY = "a features-only job (data.features_file) has no pictures to show"
+
+
+def picture_source(data_cfg, dataset) -> tuple[Callable[[str], np.ndarray] | None, str]:
+    """Where a job's pictures come from, and why there are none when there are none: a job on
+    a features file reads no images (``data.images_dir`` is not read then), so it has none."""
+    if data_cfg.get("features_file"):
+        return None, FEATURES_ONLY
+    return dataset.load_image, NO_IMAGES
+
+
 def save_pictures(
-    captions: list[dict], load_image: Callable[[str], np.ndarray] | None, job_dir: Path, count: int
+    captions: list[dict],
+    load_image: Callable[[str], np.ndarray] | None,
+    job_dir: Path,
+    count: int,
+    none_because: str = NO_IMAGES,
 ) -> int:
-    """Save the first ``count`` captions' images; return how many were saved. A dataset
-    without images (no ``data.images_dir``) or an unreadable image is logged, not raised:
-    the pictures are for looking, the job's results do not depend on them."""
+    """Save the first ``count`` captions' images; return how many were saved. No images
+    (said once, ``none_because``) or an unreadable image is logged, not raised: the pictures
+    are for looking, the job's results do not depend on them."""
     if count <= 0 or not captions:
         return 0
     if load_image is None:
-        log.info("no test pictures for the report: the dataset has no images (data.images_dir)")
+        log.info("no test pictures for the report: %s", none_because)
         return 0
     saved = 0
     for entry in captions[:count]:

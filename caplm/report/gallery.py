@@ -192,7 +192,8 @@ def _add_pictures(gallery: Gallery, folder: Path, root: Path, out: Path) -> None
     if not gallery.pictures:
         gallery.notes.append(
             "no pictures: the jobs saved none (`eval.pictures` is 0, the dataset has no images "
-            "folder (`data.images_dir`), or the jobs ran before caplm saved pictures)"
+            "folder (`data.images_dir`), the jobs read a features file (`data.features_file`) "
+            "and no images, or they ran before caplm saved pictures)"
         )
 
 

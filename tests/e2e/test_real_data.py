@@ -121,3 +121,29 @@ def test_lm_only_jobs_beside_the_studys_lms_with_their_departures_named(three_lm
     md = (three_lms / "out" / "report.md").read_text()
     assert "**3 of 3 compared cells depart from the study's settings**" in md
     assert "| study_flickr8k | 0.00249 | " in md
+
+
+def test_a_features_only_job_says_once_that_it_has_no_pictures(tmp_path, caplog):
+    """With data.features_file set, a job warned for each test picture "image file not found;
+    point it at the folder that holds the dataset's images", though images_dir is not read."""
+    import logging
+
+    import numpy as np
+
+    from caplm.train import run as run_generator
+
+    ids = [
+        f"{split}{i}.jpg" for split, n in (("train", 40), ("val", 8), ("test", 8)) for i in range(n)
+    ]
+    features = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
+    np.savez(tmp_path / "feats.npz", features=features, ids=np.array(ids, dtype=str))
+    cfg = lm_cfg(tmp_path, [f"data.features_file={tmp_path}/feats.npz", "transfer=none",
+                            "model.post_image_size=8", "model.fit.max_epochs=1", "eval.meteor=false",
+                            "eval.spice=off", "eval.retrieval=false", "eval.pictures=4"],
+                 "features", config_name="train")  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="caplm"):
+        assert run_generator(cfg)["job/status"] == COMPLETE
+    said = [r.getMessage() for r in caplog.records if "picture" in r.getMessage()]
+    assert said == ["no test pictures for the report: a features-only job "
+                    "(data.features_file) has no pictures to show"]  # fmt: skip
+    assert not (Path(cfg.paths.output_dir) / "test_pictures").exists()
