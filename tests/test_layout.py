@@ -13,16 +13,29 @@ import caplm
 PACKAGE = Path(caplm.__file__).parent
 #: Each layer may import itself and the layers before it (docs/architecture.md).
 LAYERS = (
-    ("caplm", "caplm.io", "caplm.results"),
+    ("caplm", "caplm.io", "caplm.results", "caplm.overrides"),
     ("caplm.data",),
     ("caplm.models",),
     ("caplm.evaluation",),
     ("caplm.runtime",),
-    ("caplm.train", "caplm.lm", "caplm.probe", "caplm.caption", "caplm.transferability"),
+    (
+        "caplm.train",
+        "caplm.lm",
+        "caplm.probe",
+        "caplm.caption",
+        "caplm.transferability",
+        "caplm.plan",
+    ),
 )
 #: The report reads results files: it may use the base layer and the pure-Python transfer modes.
 REPORT = "caplm.report"
-REPORT_MAY_USE = ("caplm", "caplm.io", "caplm.results", "caplm.models.transfer.modes")
+REPORT_MAY_USE = (
+    "caplm",
+    "caplm.io",
+    "caplm.results",
+    "caplm.overrides",
+    "caplm.models.transfer.modes",
+)
 
 
 def module_name(path: Path) -> str:

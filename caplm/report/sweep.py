@@ -10,7 +10,6 @@ but not counted as jobs.
 
 from __future__ import annotations
 
-import itertools
 import json
 import warnings
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pandas as pd
 import yaml
 
 from caplm.io import read_json
+from caplm.overrides import sweep_jobs
 from caplm.report.columns import CELL, FIRST_COLUMNS, REQUIRED, SETTING
 from caplm.results import (
     COMPLETE,
@@ -255,8 +255,6 @@ def _expected_jobs(
 
 def _sweep_grid(sweep_file: Path) -> list[frozenset[str]]:
     """The override sets Hydra's basic sweeper launches: the product of every sweep."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser  # slow import
-
     hydra = (yaml.safe_load(sweep_file.read_text()) or {}).get("hydra") or {}
     sweeper = hydra.get("sweeper") or {}
     if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
@@ -264,16 +262,7 @@ def _sweep_grid(sweep_file: Path) -> list[frozenset[str]]:
     # As BasicSweeper does: config params first, then the command line (which wins).
     args = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     args += (hydra.get("overrides") or {}).get("task") or []
-    choices: dict[str, list[str]] = {}
-    for override in OverridesParser.create().parse_overrides(args):
-        key = override.get_key_element()
-        if not override.is_sweep_override():
-            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
-        elif override.is_discrete_sweep():
-            choices[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
-        else:
-            raise ValueError(f"{key}: an interval sweep has no fixed list of jobs")
-    return [frozenset(job) for job in itertools.product(*choices.values())]
+    return [frozenset(job) for job in sweep_jobs(args)]
 
 
 def latest_sweep(parent: str | Path) -> Path:

@@ -53,6 +53,7 @@ from caplm.results import (
 from caplm.runtime import loggers
 from caplm.runtime.config import NOT_RESULTS, check_config
 from caplm.runtime.devices import job_threads
+from caplm.runtime.training import epoch_listener
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ def run_job(
             return done
         loggers.set_aside_interrupted_runs(job.dir)
         try:
-            results, then = body(cfg, job)
+            with epoch_listener(job.beat):
+                results, then = body(cfg, job)
             job.finish(results)
             if then is not None:
                 then(results)
@@ -157,7 +159,9 @@ class Job:
         self.identity = job_identity(cfg)
         self.key = stable_hash(self.identity)
         self.start = self._lap = time.perf_counter()
-        self.times: dict[str, float] = {}  # seconds per stage (see lap)
+        self.times: dict[str, float] = {}  # seconds per stage (see lap), this attempt's
+        self.earlier: list[dict] = []  # the accounts of earlier attempts (job.json's attempts)
+        self._started = _now()
         hc = _hydra()
         self.overrides = list(hc.overrides.task) if hc else []
         multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
@@ -174,16 +178,35 @@ class Job:
             if done is None and self.sweep_dir is not None:
                 done = self._reuse_from_sweep()
             if done is None:
-                write_json(
-                    self.dir / JOB_FILE,
-                    {
-                        CONFIG_HASH: self.key,
-                        "overrides": self.overrides,
-                        "identity": self.identity,
-                        "started": _now(),
-                    },
-                )
+                self._write_job_file()
             yield done
+
+    def _write_job_file(self) -> None:
+        """job.json: what the job is, and each attempt's account of its time so far (an
+        interrupted attempt's is as of its last stage or epoch end)."""
+        write_json(
+            self.dir / JOB_FILE,
+            {
+                CONFIG_HASH: self.key,
+                "overrides": self.overrides,
+                "identity": self.identity,
+                "started": self.earlier[0]["started"] if self.earlier else self._started,
+                "attempts": [*self.earlier, self._account()],
+            },
+        )
+
+    def _account(self) -> dict:
+        now = time.perf_counter()
+        return {
+            "started": self._started,
+            "times": {k: round(v, 3) for k, v in self.times.items()},
+            "unlapped_s": round(now - self._lap, 3),  # in a stage not finished yet
+            "total_s": round(now - self.start, 3),
+        }
+
+    def beat(self) -> None:
+        """Bring this attempt's account in job.json up to date (at each epoch's end)."""
+        self._write_job_file()
 
     def _previous(self) -> dict | None:
         results, job = self.dir / RESULTS_FILE, self.dir / JOB_FILE
@@ -195,6 +218,8 @@ class Job:
             except ValueError as err:
                 log.warning("%s; running the job again", err)
                 continue
+            if path == job and old.get(CONFIG_HASH) == self.key:  # an interrupted attempt
+                self.earlier = _attempts(old)
             if old.get(CONFIG_HASH) != self.key:
                 raise RuntimeError(
                     f"{path} was made with a different config than this job's, or from input "
@@ -242,26 +267,42 @@ class Job:
         now = time.perf_counter()
         self.times[stage] = self.times.get(stage, 0.0) + now - self._lap
         self._lap = now
+        if self.dir.joinpath(JOB_FILE).is_file():
+            self._write_job_file()
 
     def _timing(self, results: dict, total: float) -> dict:
-        """``job/time_<stage>_s`` per stage, ``other`` for the rest, and the share of the time
-        not spent in training steps (printed too: where a job's time goes)."""
-        if not self.times:
+        """``job/time_<stage>_s`` per stage summed over the job's attempts (``interrupted``:
+        the time of stages an attempt did not finish; ``other`` the rest), ``job/attempts``,
+        and the share of the time not spent in training steps (printed too). Steps are the
+        fits' epochs, which the checkpoints carry across attempts; every attempt's account
+        covers the epochs it checkpointed, so the share stays in [0, 1]."""
+        if not self.times and not self.earlier:
             return {}
-        times = {**self.times, "other": total - sum(self.times.values())}
+        times: dict[str, float] = {}
+        for attempt in self.earlier:
+            for stage, seconds in attempt["times"].items():
+                times[stage] = times.get(stage, 0.0) + seconds
+            times["interrupted"] = times.get("interrupted", 0.0) + attempt["unlapped_s"]
+        for stage, seconds in self.times.items():
+            times[stage] = times.get(stage, 0.0) + seconds
+        times["other"] = total - sum(times.values())
         steps = results.get(capgen_key("train_time_s")) or 0.0
         if results.get(lm_key("trained_here")):
             steps += results.get(lm_key("train_time_s")) or 0.0
-        overhead = (total - steps) / total if total > 0 else None
-        log.info("time: %s; total %.1f s, %.0f%% outside training steps",
+        overhead = min(1.0, max(0.0, (total - steps) / total)) if total > 0 else None
+        attempts = len(self.earlier) + 1
+        log.info("time: %s; total %.1f s%s, %.0f%% outside training steps",
                  ", ".join(f"{k} {v:.1f} s" for k, v in times.items()), total,
+                 f" over {attempts} attempts" if attempts > 1 else "",
                  100 * (overhead or 0))  # fmt: skip
         timing = {time_key(k): round(v, 3) for k, v in times.items()}
         timing[job_key("overhead_frac")] = overhead
+        timing[job_key("attempts")] = attempts
         return timing
 
     def finish(self, results: dict, status: str = COMPLETE) -> dict:
-        total = time.perf_counter() - self.start
+        # every attempt's time: the earlier ones' as their accounts in job.json say
+        total = time.perf_counter() - self.start + sum(a["total_s"] for a in self.earlier)
         results.update(self._timing(results, total))
         results.update(grid_cell(self.cfg))
         results[OVERRIDES] = self.overrides
@@ -275,6 +316,17 @@ class Job:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(self.dir / RESULTS_FILE, results)
         return results
+
+
+def _attempts(job_file: dict) -> list[dict]:
+    """The attempts a job.json accounts for (one of unknown time: a job.json from before
+    caplm kept accounts)."""
+    attempts = job_file.get("attempts")
+    if not isinstance(attempts, list):
+        return [
+            {"started": job_file.get("started"), "times": {}, "unlapped_s": 0.0, "total_s": 0.0}
+        ]
+    return attempts
 
 
 def _remove_outputs(job_dir: Path) -> None:

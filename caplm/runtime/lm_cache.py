@@ -197,7 +197,12 @@ def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
             keep="best" if fit_cfg.early_stopping else "last",
         )
         log.info(
-            "LM %s trained: %d epochs in %.1f s", key, record["epochs"], time.perf_counter() - start
+            "LM %s trained: %d epochs, %.1f s of training steps in all (this attempt %.1f s%s)",
+            key,
+            record["epochs"],
+            record["train_time_s"],
+            time.perf_counter() - start,
+            f"; resumed after epochs {record['resumed_after']}" if record["resumed_after"] else "",
         )
     atomic_write(
         path / MODEL_FILE,

@@ -7,9 +7,12 @@ fit resumes from ``last.ckpt`` and loses at most the epoch it was in.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -67,6 +70,43 @@ def _set_numpy_state(s: dict) -> None:
     np.random.set_state((s["name"], keys, s["pos"], s["has_gauss"], s["cached_gaussian"]))
 
 
+#: Called after each epoch's row of every fit (see :func:`epoch_listener`).
+_EPOCH_LISTENERS: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def epoch_listener(listener: Callable[[], None]):
+    """Call ``listener()`` at the end of every epoch of the fits inside the block, after the
+    epoch's row is recorded and before its checkpoint is saved (a job's time accounts then
+    cover every epoch a checkpoint holds)."""
+    _EPOCH_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _EPOCH_LISTENERS.remove(listener)
+
+
+class EpochLine(Callback):
+    """One log line per epoch where no progress bar is drawn (output not to a terminal):
+    ``epoch 3/30: train/loss 2.310, val/loss 2.452 (4.1 s)``."""
+
+    def __init__(self, history: EpochHistory):
+        self.history = history
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or not self.history.epochs:
+            return
+        row = self.history.epochs[-1]
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if "/" in k)
+        log.info("epoch %d/%d: %s (%.1f s)", row["epoch"], trainer.max_epochs, shown, row["time_s"])
+
+
+def _on_terminal() -> bool:
+    """Whether the progress bar's stream (stderr) is a terminal, where a bar redraws in place;
+    in a file, each redraw would be a line of its own."""
+    return sys.stderr.isatty()
+
+
 class EpochHistory(Callback):
     """Per-epoch metrics and wall time, kept in checkpoints so a resumed fit keeps them, and
     the epochs after which the fit was resumed (``resumed_after``)."""
@@ -84,6 +124,12 @@ class EpochHistory(Callback):
         self._start = time.perf_counter()
 
     def on_validation_end(self, trainer, pl_module):
+        self._record(trainer)
+        if not trainer.sanity_checking:
+            for listener in list(_EPOCH_LISTENERS):  # e.g. the job's time accounts
+                listener()
+
+    def _record(self, trainer):
         # Not on_validation_epoch_end: callbacks' epoch-end hooks run before the module's,
         # where it logs val/loss, so that epoch's metrics would land on the next row. Here
         # (as for EarlyStopping and ModelCheckpoint) they are this epoch's; and the history
@@ -156,13 +202,17 @@ def make_trainer(
     kwargs = to_dict(trainer_cfg)
     kwargs = pin_trainer_devices(kwargs)  # a GPU slot per parallel job (no-op on the CPU)
     kwargs = resolve_precision(kwargs)
+    lines = []
+    if kwargs.get("enable_progress_bar", True) and not _on_terminal():
+        kwargs["enable_progress_bar"] = False  # a line per epoch instead of a bar's redraws
+        lines = [EpochLine(history)]
     trainer = L.Trainer(
         **kwargs,
         max_epochs=fit_cfg["max_epochs"],
         gradient_clip_val=fit_cfg.get("gradient_clip_val"),
         logger=logger,
         # extra callbacks first: metrics they log are then seen by the history and checkpoints
-        callbacks=[*callbacks, history, RNGState(), *checkpoints, *stopping],
+        callbacks=[*callbacks, history, *lines, RNGState(), *checkpoints, *stopping],
         default_root_dir=str(ckpt_dir),
     )
     return trainer, history

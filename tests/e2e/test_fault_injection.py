@@ -38,6 +38,7 @@ NOT_COMPARED = {
     "lm/resumed_after",
     "capgen/resumed_after",
     "job/overhead_frac",
+    "job/attempts",
 }
 #: ... and where the time went: job/time_<stage>_s.
 TIMING = "job/time_"
@@ -105,6 +106,15 @@ def test_a_job_killed_anywhere_ends_with_the_results_of_an_uninterrupted_one(
         assert curve_epochs(tmp_path, "capgen") == [0, 1, 2, 3]  # each epoch once
     if point == "evaluation":
         assert results["capgen/resumed_after"] == []  # the fit was done: reloaded, not resumed
+    # the time of both attempts (#39.5): it said "-454% outside training steps" after a resume
+    assert results["job/attempts"] == 2
+    times = {k: v for k, v in results.items() if k.startswith(TIMING)}
+    assert all(v >= 0 for v in times.values()), times
+    assert sum(times.values()) == pytest.approx(results["job/total_time_s"], abs=0.01)
+    steps = results["capgen/train_time_s"] + results["lm/train_time_s"] * results["lm/trained_here"]
+    assert steps <= results["job/total_time_s"] and 0 <= results["job/overhead_frac"] <= 1
+    earlier = json.loads((tmp_path / "job" / "job.json").read_text())["attempts"][0]
+    assert earlier["total_s"] > 0  # the killed attempt's account, as of its last epoch or stage
 
 
 def test_a_multirun_killed_in_its_second_job_ends_as_if_never_interrupted(

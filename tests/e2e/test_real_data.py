@@ -39,7 +39,7 @@ def lm_cfg(tmp_path: Path, overrides, job: str, config_name: str = "train_lm"):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name, return_hydra_config=True, overrides=[
-            "data=flickr8k", f"data.annotations={annotations}", *overrides, *SMALL,
+            "data=flickr8k", f"data.annotations={annotations}", *SMALL, *overrides,
             f"paths.data_dir={tmp_path}/data"])  # fmt: skip
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
@@ -147,3 +147,30 @@ def test_a_features_only_job_says_once_that_it_has_no_pictures(tmp_path, caplog)
     assert said == ["no test pictures for the report: a features-only job "
                     "(data.features_file) has no pictures to show"]  # fmt: skip
     assert not (Path(cfg.paths.output_dir) / "test_pictures").exists()
+
+
+def test_progress_bars_only_on_a_terminal(tmp_path, caplog, capsys, monkeypatch):
+    """A log written to a file held every redraw of the bars (234 KB for one LM run): output
+    that is not a terminal (here pytest's capture) gets one line per epoch instead."""
+    import logging
+    import sys
+
+    from caplm.runtime.training import make_trainer
+
+    cfg = lm_cfg(tmp_path, ["trainer.enable_progress_bar=true", "lm.fit.max_epochs=2"], "bars")
+    with caplog.at_level(logging.INFO, logger="caplm"):
+        lm_entry.run(cfg)
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"]
+    assert "val/loss " in epochs[0] and "\r" not in capsys.readouterr().err
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+        def __getattr__(self, name):
+            return getattr(sys.__stderr__, name)
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    trainer, _ = make_trainer({"enable_progress_bar": True}, tmp_path / "ck", {"max_epochs": 1})
+    assert trainer.progress_bar_callback is not None  # a terminal keeps its bar
