@@ -27,7 +27,7 @@ from caplm.evaluation.transfer_scores import scores_or_reason
 from caplm.io import write_json
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.common import constructor_args
-from caplm.models.prefix import check_same_heads, prefix_summary
+from caplm.models.prefix import PrefixConfig, check_same_heads
 from caplm.models.transfer.callback import WeightTransfer
 from caplm.models.transfer.modes import check_arch_parts, get_mode
 from caplm.models.transfer.vocab import generator_vocabulary
@@ -106,8 +106,8 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         cfg.transfer.parts,
         lm_state=lm.model.state_dict() if lm else None,
         row_index=vocab.index_in(lm.vocab) if lm else None,
-        describe=f"(lm={cfg.lm.name}: {prefix_summary(cfg.lm)}; model: "
-        f"{prefix_summary(cfg.model)})",
+        describe=f"(lm={cfg.lm.name}: {PrefixConfig.of(cfg.lm).summary()}; model: "
+        f"{PrefixConfig.of(cfg.model).summary()})",
     )
     capgen_logger = loggers.build(cfg.get("logger"), "capgen")
     validation = partial(ValidationBLEU, data.features["val"], data.references("val"), vocab)

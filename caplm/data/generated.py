@@ -15,13 +15,68 @@ import json
 import warnings
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from caplm.data.text import normaliser
 from caplm.data.types import SPLITS, CaptionDataset, CaptionImage
 from caplm.io import atomic_write, move_aside, stable_hash, write_text
+
+
+@dataclass(frozen=True)
+class GeneratedConfig:
+    """What determines a generated dataset (``data.shapes``, ``data.scenes``): every field is
+    part of its cache key. Each dataset subclasses it with its own defaults and limits."""
+
+    #: The config's name in messages (``data.<group>.<field>``).
+    group: ClassVar[str] = ""
+    min_image_size: ClassVar[int] = 1
+    image_size_why: ClassVar[str] = ""
+    #: The most objects a picture may hold, and why.
+    most_objects: ClassVar[int] = 1
+    most_objects_why: ClassVar[str] = ""
+
+    seed: int = 0
+    image_size: int = 64
+    num_train: int = 1000
+    num_val: int = 200
+    num_test: int = 200
+    min_objects: int = 1
+    max_objects: int = 3
+    captions_per_image: int = 5
+    noise_std: float = 0.0  # Gaussian pixel noise, in 0-255 units (0: clean pictures)
+
+    def __post_init__(self):
+        for name in ("seed", "image_size", "num_train", "num_val", "num_test", "min_objects",
+                     "max_objects", "captions_per_image"):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"data.{self.group}.{name} = {value!r}: must be an integer")
+        if not isinstance(self.noise_std, (int, float)) or isinstance(self.noise_std, bool):
+            raise TypeError(f"data.{self.group}.noise_std = {self.noise_std!r}: must be a number")
+        self.check_seed()
+        self.check("image_size", self.image_size >= self.min_image_size,
+                   f"at least {self.min_image_size} pixels, {self.image_size_why}")  # fmt: skip
+        for split in SPLITS:
+            self.check(f"num_{split}", getattr(self, f"num_{split}") >= 1, "at least 1")
+        self.check("min_objects", self.min_objects >= 1, "at least 1")
+        self.check("max_objects", self.max_objects <= self.most_objects,
+                   f"at most {self.most_objects}: {self.most_objects_why}")  # fmt: skip
+        self.check("min_objects", self.min_objects <= self.max_objects,
+                   f"at most max_objects ({self.max_objects}); lower it or raise max_objects")  # fmt: skip
+        self.check("captions_per_image", self.captions_per_image >= 1, "at least 1")
+        self.check("noise_std", self.noise_std >= 0, "0 (no noise) or more")
+
+    def check_seed(self) -> None:
+        """A dataset's own check of its seed (none by default)."""
+
+    def check(self, name: str, ok: bool, must: str) -> None:
+        if not ok:
+            raise ValueError(f"data.{self.group}.{name} = {getattr(self, name)!r}: must be {must}")
+
 
 Pictures = tuple[dict[str, np.ndarray], dict[str, list[dict]]]
 #: A generator's extra scenes: per scene its objects and its captions.

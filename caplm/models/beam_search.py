@@ -17,6 +17,7 @@ search's ``n`` best distinct captions per image (best first, the first being
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -27,24 +28,33 @@ State = torch.Tensor | tuple[torch.Tensor, ...]
 StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
 
 
+@dataclass(frozen=True)
+class SearchRules:
+    """A search's settings, one object for :func:`beam_search` and :func:`beam_search_n_best`
+    (their docstrings say what each rule does)."""
+
+    beam_width: int
+    max_len: int
+    min_len: int = 0
+    forbid: Iterable[int] = ()
+    no_repeat: bool = False
+    eos_id: int = EOS_ID
+    bos_id: int = BOS_ID
+    length_penalty: float = 0.0
+    no_repeat_ngram: int = 0
+
+
 def beam_search(
     step_fn: StepFn,
     init_state: State,
     batch_size: int,
-    beam_width: int,
-    max_len: int,
-    min_len: int = 0,
-    forbid: Iterable[int] = (),
-    no_repeat: bool = False,
-    eos_id: int = EOS_ID,
-    bos_id: int = BOS_ID,
-    length_penalty: float = 0.0,
-    no_repeat_ngram: int = 0,
+    rules: SearchRules,
 ) -> tuple[list[list[int]], torch.Tensor]:
     """The best caption for each of ``batch_size`` images, and its total log-probability.
 
     ``init_state`` holds one row per image (dim 1 has ``batch_size`` rows); the search
-    repeats it for the beams. Decoding starts from ``bos_id``; each hypothesis ends with
+    repeats it for the beams. ``rules`` (:class:`SearchRules`) are the beam's width and the
+    rules below. Decoding starts from ``bos_id``; each hypothesis ends with
     ``eos_id``. Returns the word ids of each image's best caption (no ``<bos>``/``<eos>``)
     and its total log-probability (B,), the ``<eos>`` step included.
 
@@ -65,8 +75,7 @@ def beam_search(
     can fall off the beam), so with width > 1 a greedy decode under the same rules runs as
     well and the better of the two is returned: the result never scores below greedy.
     """
-    search = _settings(init_state, batch_size, beam_width, max_len, min_len, forbid, no_repeat,
-                       eos_id, bos_id, length_penalty, no_repeat_ngram)  # fmt: skip
+    search, beam_width = _settings(init_state, batch_size, rules), rules.beam_width
     best = _search(step_fn, init_state, batch_size, beam_width, **search)
     if beam_width > 1:
         best = _better_of(best, _search(step_fn, init_state, batch_size, 1, **search))
@@ -78,16 +87,8 @@ def beam_search_n_best(
     step_fn: StepFn,
     init_state: State,
     batch_size: int,
-    beam_width: int,
-    max_len: int,
+    rules: SearchRules,
     n_best: int,
-    min_len: int = 0,
-    forbid: Iterable[int] = (),
-    no_repeat: bool = False,
-    eos_id: int = EOS_ID,
-    bos_id: int = BOS_ID,
-    length_penalty: float = 0.0,
-    no_repeat_ngram: int = 0,
 ) -> list[list[tuple[list[int], float]]]:
     """The ``n_best`` best distinct captions of each image, best first, each with its total
     log-probability (the ``<eos>`` step included): ``[[(word ids, logprob), ...], ...]``.
@@ -99,14 +100,13 @@ def beam_search_n_best(
     finished fewer captions. ``n_best`` is at most ``beam_width`` (a beam of k holds at most
     k candidates, so a wider beam gives a better list).
     """
-    search = _settings(init_state, batch_size, beam_width, max_len, min_len, forbid, no_repeat,
-                       eos_id, bos_id, length_penalty, no_repeat_ngram)  # fmt: skip
+    search, beam_width = _settings(init_state, batch_size, rules), rules.beam_width
     if not isinstance(n_best, int) or isinstance(n_best, bool) or not 1 <= n_best <= beam_width:
         raise ValueError(
             f"n_best must be an integer from 1 to beam_width ({beam_width}), got {n_best!r}; "
             "widen the beam for a longer list"
         )
-    pool = _Pool(batch_size, n_best, max_len, _device(init_state))
+    pool = _Pool(batch_size, n_best, rules.max_len, _device(init_state))
     best = _search(step_fn, init_state, batch_size, beam_width, **search, pool=pool)
     if beam_width > 1:
         greedy = _search(step_fn, init_state, batch_size, 1, **search)
@@ -131,28 +131,19 @@ def beam_search_n_best(
     return lists
 
 
-def _settings(
-    init_state: State,
-    batch_size: int,
-    beam_width: int,
-    max_len: int,
-    min_len: int,
-    forbid: Iterable[int],
-    no_repeat: bool,
-    eos_id: int,
-    bos_id: int,
-    length_penalty: float,
-    no_repeat_ngram: int,
-) -> dict:
+def _settings(init_state: State, batch_size: int, rules: SearchRules) -> dict:
     """The checked arguments of :func:`_search` (raises on a bad one)."""
-    if beam_width < 1:
-        raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-    if not isinstance(no_repeat_ngram, int) or no_repeat_ngram < 0:
+    r = rules
+    if r.beam_width < 1:
+        raise ValueError(f"beam_width must be >= 1, got {r.beam_width}")
+    if not isinstance(r.no_repeat_ngram, int) or r.no_repeat_ngram < 0:
         raise ValueError(
-            f"no_repeat_ngram must be an integer >= 0 (0: off), got {no_repeat_ngram!r}"
+            f"no_repeat_ngram must be an integer >= 0 (0: off), got {r.no_repeat_ngram!r}"
         )
-    if not 0 <= min_len <= max_len:
-        raise ValueError(f"need 0 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+    if not 0 <= r.min_len <= r.max_len:
+        raise ValueError(
+            f"need 0 <= min_len <= max_len, got min_len={r.min_len}, max_len={r.max_len}"
+        )
     states = init_state if isinstance(init_state, tuple) else (init_state,)
     for s in states:
         if s.dim() < 2 or s.size(1) != batch_size:
@@ -160,12 +151,12 @@ def _settings(
                 f"every state tensor needs batch_size={batch_size} rows in dim 1, "
                 f"got shape {tuple(s.shape)}"
             )
-    banned = sorted({PAD_ID, bos_id, *forbid})
-    if eos_id in banned:
-        raise ValueError(f"eos_id {eos_id} cannot be forbidden: no caption could end")
-    return dict(max_len=max_len, min_len=min_len, banned=banned, no_repeat=no_repeat,
-                eos_id=eos_id, bos_id=bos_id, length_penalty=length_penalty,
-                no_repeat_ngram=no_repeat_ngram)  # fmt: skip
+    banned = sorted({PAD_ID, r.bos_id, *r.forbid})
+    if r.eos_id in banned:
+        raise ValueError(f"eos_id {r.eos_id} cannot be forbidden: no caption could end")
+    return dict(max_len=r.max_len, min_len=r.min_len, banned=banned, no_repeat=r.no_repeat,
+                eos_id=r.eos_id, bos_id=r.bos_id, length_penalty=r.length_penalty,
+                no_repeat_ngram=r.no_repeat_ngram)  # fmt: skip
 
 
 class _Best(NamedTuple):

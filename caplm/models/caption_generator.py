@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from caplm.data.text import PAD_ID, UNK_ID
-from caplm.models.beam_search import beam_search, beam_search_n_best
+from caplm.models.beam_search import SearchRules, beam_search, beam_search_n_best
 from caplm.models.common import (
     TokenModel,
     check_choice,
@@ -28,7 +28,7 @@ from caplm.models.common import (
     init_parameters,
     target_logprobs,
 )
-from caplm.models.prefix import make_prefix
+from caplm.models.prefix import PrefixConfig, make_prefix
 
 MERGES = ("concat", "add")
 IMAGE_ACTIVATIONS = {"relu": nn.ReLU, "none": nn.Identity}
@@ -94,10 +94,7 @@ class CaptionGenerator(TokenModel):
                 f"no_repeat_ngram must be an integer >= 0 (0: off), got {no_repeat_ngram!r}"
             )
         self.save_hyperparameters()
-        self.prefix = make_prefix(
-            vocab_size, arch, embed_size, rnn_size, rnn_type, num_layers, embed_dropout,
-            rnn_dropout, n_heads, ff_size, max_positions, positions, block_dropout,
-        )  # fmt: skip
+        self.prefix = make_prefix(vocab_size, PrefixConfig.of(self.hparams))
         _check_positions(self.prefix, max_len)
         self.image = nn.Sequential(
             nn.Linear(feature_size, post_image_size),
@@ -200,12 +197,14 @@ class CaptionGenerator(TokenModel):
             step_fn=step,
             init_state=state,
             batch_size=B,
-            beam_width=width,
-            max_len=rules["max_len"],
-            min_len=rules["min_len"],
-            forbid=(PAD_ID, UNK_ID) if rules["forbid_unk"] else (PAD_ID,),
-            no_repeat=rules["no_repeat"],
-            no_repeat_ngram=rules["no_repeat_ngram"],
+            rules=SearchRules(
+                beam_width=width,
+                max_len=rules["max_len"],
+                min_len=rules["min_len"],
+                forbid=(PAD_ID, UNK_ID) if rules["forbid_unk"] else (PAD_ID,),
+                no_repeat=rules["no_repeat"],
+                no_repeat_ngram=rules["no_repeat_ngram"],
+            ),
         )
 
     def caption_image_logprobs(

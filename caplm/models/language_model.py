@@ -18,7 +18,7 @@ from caplm.models.common import (
     init_parameters,
     target_logprobs,
 )
-from caplm.models.prefix import make_prefix
+from caplm.models.prefix import PrefixConfig, make_prefix
 
 
 class LanguageModel(TokenModel):
@@ -49,10 +49,7 @@ class LanguageModel(TokenModel):
         super().__init__()
         check_training_args(optimizer, lr, weight_decay, init)
         self.save_hyperparameters()
-        self.prefix = make_prefix(
-            vocab_size, arch, embed_size, rnn_size, rnn_type, num_layers, embed_dropout,
-            rnn_dropout, n_heads, ff_size, max_positions, positions, block_dropout,
-        )  # fmt: skip
+        self.prefix = make_prefix(vocab_size, PrefixConfig.of(self.hparams))
         self.output = nn.Linear(self.prefix.output_size, vocab_size)
         init_parameters(self, init)
 

@@ -6,13 +6,16 @@ number of rows, the vocabulary size, may differ), so the LM's prefix state_dict 
 copied into the generator once its embedding rows are selected for the generator's
 vocabulary.
 
-``make_prefix`` builds the prefix of an architecture family (``arch``): ``rnn`` (this
+``make_prefix`` builds the prefix of a :class:`PrefixConfig`'s architecture family (``arch``): ``rnn`` (this
 module's ``PrefixEncoder``) or ``transformer`` (:mod:`caplm.models.transformer`). Both have
 ``forward(tokens, state) -> (outputs (B, T, output_size), state)``, ``initial_state(B)``,
 ``arch``, ``output_size`` and ``max_positions`` (None: unbounded).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -100,66 +103,75 @@ class PrefixEncoder(nn.Module):
         return self.rnn_dropout(outputs), state
 
 
-def make_prefix(
-    vocab_size: int,
-    arch: str = "rnn",
-    embed_size: int = 256,
-    rnn_size: int = 256,
-    rnn_type: str | None = "gru",
-    num_layers: int = 1,
-    embed_dropout: float = 0.0,
-    rnn_dropout: float = 0.0,
-    n_heads: int | None = None,
-    ff_size: int | None = None,
-    max_positions: int | None = None,
-    positions: str | None = None,
-    block_dropout: float | None = None,
-) -> PrefixEncoder | TransformerPrefix:
-    """The prefix of family ``arch``: an RNN (``rnn_type``, ``rnn_dropout``; the Transformer
-    settings must be None) or a Transformer of width ``rnn_size`` (d_model) with
-    ``num_layers`` blocks of ``n_heads`` heads (``rnn_type`` and ``rnn_dropout`` unused)."""
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
-    given = dict(n_heads=n_heads, ff_size=ff_size, max_positions=max_positions,
-                 positions=positions, block_dropout=block_dropout)  # fmt: skip
-    if arch == "rnn":
+@dataclass(frozen=True)
+class PrefixConfig:
+    """The prefix's settings, one object for the LM, the generator, :func:`make_prefix` and the
+    transfer's messages (nanoGPT's ``GPTConfig``): the keys of the same names in the ``lm``
+    and ``model`` configs (``conf/lm/*.yaml``; the generator's follow the LM's). An RNN
+    (``rnn_type``, ``rnn_dropout``) leaves the Transformer settings None; a Transformer has
+    width ``rnn_size`` (d_model) and ``num_layers`` blocks of ``n_heads`` heads."""
+
+    arch: str = "rnn"
+    embed_size: int = 256
+    rnn_size: int = 256
+    rnn_type: str | None = "gru"
+    num_layers: int = 1
+    embed_dropout: float = 0.0
+    rnn_dropout: float = 0.0
+    n_heads: int | None = None
+    ff_size: int | None = None
+    max_positions: int | None = None
+    positions: str | None = None
+    block_dropout: float | None = None
+
+    @classmethod
+    def of(cls, settings: Mapping) -> PrefixConfig:
+        """The prefix settings of a mapping (an ``lm``/``model`` config, a model's hparams);
+        its other keys are ignored."""
+        return cls(**{f.name: settings[f.name] for f in fields(cls) if f.name in settings})
+
+    def summary(self) -> str:
+        """In words, for error messages."""
+        layers = f"{self.num_layers} layer(s)"
+        if self.arch == "transformer":
+            return (
+                f"transformer, embed {self.embed_size}, d_model {self.rnn_size}, {layers}, "
+                f"{self.n_heads} heads"
+            )
+        return f"{self.rnn_type}, embed {self.embed_size}, rnn {self.rnn_size}, {layers}"
+
+
+def make_prefix(vocab_size: int, config: PrefixConfig) -> PrefixEncoder | TransformerPrefix:
+    """The prefix of family ``config.arch``: an RNN (the Transformer settings must be None) or
+    a Transformer (``rnn_type`` and ``rnn_dropout`` unused)."""
+    c = config
+    if c.arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {c.arch!r}")
+    given = {k: getattr(c, k) for k in TRANSFORMER_KEYS}
+    if c.arch == "rnn":
         foreign = [k for k, v in given.items() if v is not None]
         if foreign:
             raise ValueError(
                 f"{', '.join(foreign)}: Transformer settings, but arch is rnn; remove them "
                 "or set arch: transformer"
             )
-        return PrefixEncoder(
-            vocab_size, embed_size, rnn_size, rnn_type, num_layers, embed_dropout, rnn_dropout
-        )
-    if n_heads is None:
+        return PrefixEncoder(vocab_size, c.embed_size, c.rnn_size, c.rnn_type, c.num_layers,
+                             c.embed_dropout, c.rnn_dropout)  # fmt: skip
+    if c.n_heads is None:
         raise ValueError("arch: transformer needs n_heads (attention heads per block)")
     settings = {k: TRANSFORMER_DEFAULTS[k] if given[k] is None else given[k]
                 for k in TRANSFORMER_DEFAULTS}  # fmt: skip
     return TransformerPrefix(
         vocab_size,
-        embed_size,
-        rnn_size,
-        num_layers,
-        n_heads,
-        4 * rnn_size if ff_size is None else ff_size,
+        c.embed_size,
+        c.rnn_size,
+        c.num_layers,
+        c.n_heads,
+        4 * c.rnn_size if c.ff_size is None else c.ff_size,
         settings["max_positions"],
         settings["positions"],
-        embed_dropout,
+        c.embed_dropout,
         settings["block_dropout"],
-    )
-
-
-def prefix_summary(cfg) -> str:
-    """A prefix config (``lm`` or ``model``) in words, for error messages."""
-    layers = f"{cfg.get('num_layers')} layer(s)"
-    if cfg.get("arch", "rnn") == "transformer":
-        return (
-            f"transformer, embed {cfg.get('embed_size')}, d_model {cfg.get('rnn_size')}, "
-            f"{layers}, {cfg.get('n_heads')} heads"
-        )
-    return (
-        f"{cfg.get('rnn_type')}, embed {cfg.get('embed_size')}, rnn {cfg.get('rnn_size')}, {layers}"
     )
 
 

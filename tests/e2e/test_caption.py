@@ -24,7 +24,7 @@ from caplm.caption import CONFIG_FILE, Captioner, find_images, load_job, main
 from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
 from caplm.data.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from caplm.models.beam_search import beam_search, beam_search_n_best
+from caplm.models.beam_search import SearchRules, beam_search, beam_search_n_best
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.train import run
 from tests.conftest import compose_config
@@ -46,8 +46,8 @@ def test_n_best_lists_start_with_beam_searchs_caption_and_are_distinct_and_sorte
     for rules in RULE_SETS:
         for k, n in ((1, 1), (3, 1), (3, 3), (5, 4)):
             state = model.init_state(images)
-            best, best_lp = beam_search(model.step, state, len(images), k, **rules)
-            lists = beam_search_n_best(model.step, state, len(images), k, n_best=n, **rules)
+            best, best_lp = beam_search(model.step, state, len(images), SearchRules(k, **rules))
+            lists = beam_search_n_best(model.step, state, len(images), SearchRules(k, **rules), n)
             assert len(lists) == len(images)
             for i, found in enumerate(lists):
                 assert found[0] == (best[i], best_lp[i].item())  # exactly beam_search's
@@ -83,7 +83,7 @@ def test_a_beam_wide_enough_to_keep_every_prefix_gives_the_true_n_best(no_repeat
     model = RNNModel(g, len(images), V)
     rules = dict(min_len=1, max_len=3, forbid=(UNK_ID,), no_repeat=no_repeat)
     lists = beam_search_n_best(
-        model.step, model.init_state(images), len(images), 300, n_best=n, **rules
+        model.step, model.init_state(images), len(images), SearchRules(300, **rules), n
     )
     for i in images:
         truth = _brute_force(model, i, n, 1, 3, V, no_repeat)
@@ -96,7 +96,7 @@ def test_n_best_needs_a_beam_at_least_as_wide():
     state = model.init_state([0, 1])
     for bad in (0, 4, True):
         with pytest.raises(ValueError, match="n_best must be an integer from 1 to beam_width"):
-            beam_search_n_best(model.step, state, 2, 3, max_len=5, n_best=bad)
+            beam_search_n_best(model.step, state, 2, SearchRules(3, max_len=5), bad)
 
 
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])

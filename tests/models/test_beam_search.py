@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from caplm.data.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from caplm.models.beam_search import _search, beam_search
+from caplm.models.beam_search import SearchRules, _search, beam_search
 
 RULES_OFF = dict(min_len=0, max_len=8, forbid=(), no_repeat=False)
 RULES_ON = dict(min_len=2, max_len=6, forbid=(UNK_ID,), no_repeat=True)
@@ -91,7 +91,7 @@ def greedy(model, image: int, min_len, max_len, forbid, no_repeat) -> tuple[list
 
 
 def search(model, images, k, **rules):
-    return beam_search(model.step, model.init_state(images), len(images), k, **rules)
+    return beam_search(model.step, model.init_state(images), len(images), SearchRules(k, **rules))
 
 
 def assert_obeys(caption, min_len, max_len, forbid, no_repeat):
@@ -209,15 +209,15 @@ def test_bad_arguments_raise_clear_errors():
     model = random_model(0, 2)
     state = model.init_state([0, 1])
     with pytest.raises(ValueError, match="beam_width"):
-        beam_search(model.step, state, 2, 0, max_len=5)
+        beam_search(model.step, state, 2, SearchRules(0, max_len=5))
     with pytest.raises(ValueError, match="min_len"):
-        beam_search(model.step, state, 2, 2, max_len=3, min_len=4)
+        beam_search(model.step, state, 2, SearchRules(2, max_len=3, min_len=4))
     with pytest.raises(ValueError, match="batch_size=3"):
-        beam_search(model.step, state, 3, 2, max_len=5)
+        beam_search(model.step, state, 3, SearchRules(2, max_len=5))
     with pytest.raises(ValueError, match="eos_id"):
-        beam_search(model.step, state, 2, 2, max_len=5, forbid=(EOS_ID,))
+        beam_search(model.step, state, 2, SearchRules(2, max_len=5, forbid=(EOS_ID,)))
     with pytest.raises(ValueError, match="out of range"):
-        beam_search(model.step, state, 2, 2, max_len=5, forbid=(99,))
+        beam_search(model.step, state, 2, SearchRules(2, max_len=5, forbid=(99,)))
     tiny = table(5, {})  # one word (id 4) besides <unk>: with no_repeat, no 2-word caption
     with pytest.raises(ValueError, match="1 word"):
         search(tiny, [0], 2, max_len=5, min_len=2, forbid=(UNK_ID,), no_repeat=True)

@@ -11,7 +11,7 @@ from torch import nn
 from caplm.data.text import BOS_ID, EOS_ID, PAD_ID
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.language_model import LanguageModel
-from caplm.models.prefix import make_prefix, prefix_summary
+from caplm.models.prefix import PrefixConfig, make_prefix
 from caplm.models.transformer import TransformerPrefix, sinusoid_table
 
 V, F = 20, 7
@@ -112,39 +112,41 @@ def test_learned_positions_are_parameters_sinusoidal_ones_are_not():
 def test_invalid_settings_raise_errors_naming_the_field():
     with pytest.raises(ValueError, match=r"rnn_size \(the Transformer's width d_model, 15\) "
                        r"must be a multiple of\s+n_heads \(2\)"):  # fmt: skip
-        make_prefix(V, "transformer", embed_size=8, rnn_size=15, n_heads=2)
+        make_prefix(V, PrefixConfig("transformer", embed_size=8, rnn_size=15, n_heads=2))
     with pytest.raises(ValueError, match="multiple of n_heads"):
         LanguageModel(V, **dict(SIZES, n_heads=3))
     with pytest.raises(ValueError, match="positions must be one of learned, sinusoidal.*'rotary'"):
-        make_prefix(V, "transformer", rnn_size=D, n_heads=2, positions="rotary")
+        make_prefix(V, PrefixConfig("transformer", rnn_size=D, n_heads=2, positions="rotary"))
     with pytest.raises(ValueError, match="n_heads: Transformer settings, but arch is rnn"):
-        make_prefix(V, "rnn", n_heads=2)
+        make_prefix(V, PrefixConfig("rnn", n_heads=2))
     with pytest.raises(ValueError, match="n_heads, max_positions, positions: Transformer"):
         LanguageModel(V, n_heads=2, max_positions=8, positions="learned")
     with pytest.raises(ValueError, match="arch: transformer needs n_heads"):
-        make_prefix(V, "transformer", rnn_size=D)
+        make_prefix(V, PrefixConfig("transformer", rnn_size=D))
     with pytest.raises(ValueError, match="arch: transformer needs n_heads"):
         CaptionGenerator(V, F, **dict(GEN, n_heads=None))
     with pytest.raises(ValueError, match="arch must be one of rnn, transformer.*'lstm'"):
-        make_prefix(V, "lstm")
+        make_prefix(V, PrefixConfig("lstm"))
     with pytest.raises(ValueError, match=r"block_dropout must be in \[0, 1\)"):
-        make_prefix(V, "transformer", rnn_size=D, n_heads=2, block_dropout=1.0)
+        make_prefix(V, PrefixConfig("transformer", rnn_size=D, n_heads=2, block_dropout=1.0))
     with pytest.raises(ValueError, match="max_positions must be a positive integer"):
-        make_prefix(V, "transformer", rnn_size=D, n_heads=2, max_positions=0)
+        make_prefix(V, PrefixConfig("transformer", rnn_size=D, n_heads=2, max_positions=0))
     with pytest.raises(ValueError, match="n_heads must be a positive integer"):
-        make_prefix(V, "transformer", rnn_size=D, n_heads=True)
+        make_prefix(V, PrefixConfig("transformer", rnn_size=D, n_heads=True))
 
 
 def test_transformer_defaults_and_summary():
-    p = make_prefix(V, "transformer", embed_size=8, rnn_size=D, num_layers=1, n_heads=4)
+    p = make_prefix(
+        V, PrefixConfig("transformer", embed_size=8, rnn_size=D, num_layers=1, n_heads=4)
+    )
     assert p.max_positions == 64 and hasattr(p, "positions") and len(p.blocks) == 1
     assert p.blocks[0].mlp.fc.out_features == 4 * D  # ff_size None: 4 x d_model
     assert p.blocks[0].attn.dropout == 0.1
-    summary = prefix_summary(dict(arch="transformer", embed_size=8, rnn_size=D, num_layers=2,
-                                  n_heads=4))  # fmt: skip
+    summary = PrefixConfig.of(dict(arch="transformer", embed_size=8, rnn_size=D, num_layers=2,
+                                   n_heads=4)).summary()  # fmt: skip
     assert summary == "transformer, embed 8, d_model 16, 2 layer(s), 4 heads"
     rnn = dict(rnn_type="gru", embed_size=8, rnn_size=D, num_layers=1)
-    assert prefix_summary(rnn) == "gru, embed 8, rnn 16, 1 layer(s)"
+    assert PrefixConfig.of(rnn).summary() == "gru, embed 8, rnn 16, 1 layer(s)"
 
 
 # --- causality and the cache -----------------------------------------------------------

@@ -14,7 +14,7 @@ from caplm.io import stable_hash
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.models.common import constructor_args
 from caplm.models.language_model import LanguageModel
-from caplm.models.prefix import TRANSFORMER_KEYS, prefix_summary
+from caplm.models.prefix import TRANSFORMER_KEYS, PrefixConfig
 from caplm.models.transfer.callback import (
     WeightTransfer,
     selected_names,
@@ -347,7 +347,7 @@ def test_model_config_follows_a_transformer_lm_and_its_weights_fit(make_cfg):
     assert cfg.model.arch == "transformer" and cfg.model.rnn_type is None
     for key in TRANSFORMER_KEYS:
         assert cfg.model[key] == cfg.lm[key], key
-    assert prefix_summary(cfg.model) == prefix_summary(cfg.lm)
+    assert PrefixConfig.of(cfg.model).summary() == PrefixConfig.of(cfg.lm).summary()
     torch.manual_seed(0)
     lm = LanguageModel(len(LM_VOCAB), **constructor_args(LanguageModel, cfg.lm))
     gen = CaptionGenerator(len(VOCAB), feature_size=5,
