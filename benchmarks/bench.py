@@ -727,6 +727,54 @@ def bench_lm_cache(run: Run) -> list[Figure]:
     ]
 
 
+def bench_robust(run: Run) -> list[Figure]:
+    """One LM training epoch (``lm=small``: forward, backward, clipping, Adam step over every
+    batch of a shapes corpus, without Lightning's loop) trained plainly, with word dropout and
+    noise, and adversarially (``lm.fit.robust``), timed in turn: the ratios say what robust
+    training costs (an adversarial step is two forward and two backward passes)."""
+    from caplm.data.batching import encode_sentences, pad_batch
+    from caplm.data.shapes import ShapesConfig, extra_scene_captions
+    from caplm.data.text import Vocabulary, tokenize
+    from caplm.io import to_dict
+    from caplm.models.common import constructor_args
+    from caplm.models.language_model import LanguageModel
+    from caplm.models.robust import RobustTraining
+
+    text = [tokenize(c) for c in extra_scene_captions(ShapesConfig(), run.pick(400, 40))]
+    vocab = Vocabulary.build(text)
+    cfg = lm_preset("small")
+    size = cfg.fit.batch_size
+    ids = encode_sentences(text, vocab, cfg.fit.max_len)
+    batches = [pad_batch(ids[i : i + size]) for i in range(0, len(ids), size)]
+    batches = [{k: v.to(run.device) for k, v in b.items()} for b in batches]
+    settings = {"lm_epoch_plain": None, "lm_epoch_noisy": {"word_dropout": 0.1, "noise": 0.3},
+                "lm_epoch_adversarial": {"adversarial": 0.05}}  # fmt: skip
+    epochs = {}
+    for name, robust in settings.items():
+        torch.manual_seed(0)
+        model = LanguageModel(len(vocab), **constructor_args(LanguageModel, to_dict(cfg)))
+        model = model.to(run.device).train()
+        model.robust = RobustTraining(robust) if robust else None
+        opt = model.configure_optimizers()
+
+        def epoch(model=model, opt=opt):
+            for i, batch in enumerate(batches):
+                opt.zero_grad()
+                model.training_step(batch, i).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.fit.gradient_clip_val)
+                opt.step()
+
+        epochs[name] = epoch
+    with _quiet_lightning():  # self.log outside a Trainer warns; nothing is logged here
+        times = run.time_pair(*epochs.values())
+    note = f"{len(text)} sentences, {len(batches)} batches of {size}, lm=small"
+    figures = [
+        Figure("robust", name, t, "s", note=f"{note}; robust {settings[name] or 'off'}")
+        for name, t in zip(epochs, times, strict=True)
+    ]
+    return [figures[0], *(with_ratio(f, figures[0]) for f in figures[1:])]
+
+
 def bench_transferability(run: Run) -> list[Figure]:
     """The transferability scores of one LM at about the study's sizes: 20,000 caption
     positions per sample, a 2,500-word caption vocabulary (the LogME targets), GRU outputs of
@@ -870,6 +918,7 @@ BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "ranks": bench_ranks,
     "metrics": bench_metrics,
     "lm_cache": bench_lm_cache,
+    "robust": bench_robust,
     "transferability": bench_transferability,
     "transfer_methods": bench_transfer_methods,
     "study_scale": bench_study_scale,

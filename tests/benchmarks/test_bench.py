@@ -96,3 +96,12 @@ def test_study_scale_group_measures_both_jobs_and_reads_big_features_from_disk(
         share = figures[f"{name}_loader_batch"]
         assert share["vs"] == f"{name}_train_step" and share["ratio"] > 0
     assert "DiskRows" in figures["mscoco_loader_batch"]["note"]
+
+
+def test_robust_group_gives_each_robust_epoch_as_a_ratio_to_a_plain_one(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", "robust", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())["figures"]
+    assert figures["lm_epoch_plain"]["value"] > 0 and figures["lm_epoch_plain"]["ratio"] is None
+    for name in ("lm_epoch_noisy", "lm_epoch_adversarial"):
+        assert figures[name]["vs"] == "lm_epoch_plain" and figures[name]["ratio"] > 0
