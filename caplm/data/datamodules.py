@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.trainer.states import TrainerStatus
 from torch.utils.data import DataLoader, Dataset
 
 from caplm.data.batching import encode_sentences, pad_batch
@@ -39,17 +40,22 @@ class _Sentences(Dataset):
 
 class _Collate:
     """Pads a batch; for caption batches also gathers the image features (from memory, or
-    read from their file for features kept on disk)."""
+    read from their file for features kept on disk), or, with ``offset``, gives their rows in
+    the data module's copy of every split's features on the device (``feature_rows``:
+    ``offset`` + each caption's image index)."""
 
-    def __init__(self, features: torch.Tensor | DiskRows | None = None):
-        self.features = features
+    def __init__(self, features: torch.Tensor | DiskRows | None = None, offset: int | None = None):
+        self.features, self.offset = features, offset
 
     def __call__(self, items):
         if self.features is None:
             return pad_batch(items)
         ids, image_index = zip(*items, strict=True)
         batch = pad_batch(ids)
-        batch["features"] = torch.as_tensor(self.features[list(image_index)])
+        if self.offset is not None:
+            batch["feature_rows"] = torch.as_tensor(image_index) + self.offset
+        else:
+            batch["features"] = torch.as_tensor(self.features[list(image_index)])
         return batch
 
 
@@ -154,6 +160,40 @@ class CaptionDataModule(_ShuffledDataModule):
                     f"{split}: {len(self.features[split])} feature rows for {len(images)} images"
                 )
         self.feature_size = next(iter(self.features.values())).shape[1]
+        #: Whether batches take their features from a copy of every split's features kept on
+        #: the device (each batch then moves only its token ids): None, for the loaders of a
+        #: running fit/validate/test on an accelerator (not for loaders used outside the
+        #: Trainer) when the features are in memory (Flickr8k's 6,000 x 4,096: 98 MB).
+        self.resident: bool | None = None
+        self._on_device: torch.Tensor | None = None
+
+    def _is_resident(self) -> bool:
+        if any(isinstance(f, DiskRows) for f in self.features.values()):
+            return False
+        if self.resident is not None:
+            return self.resident
+        trainer = getattr(self, "trainer", None)
+        return (
+            trainer is not None
+            and trainer.state.status == TrainerStatus.RUNNING
+            and trainer.strategy.root_device.type != "cpu"
+        )
+
+    def _offset(self, split: str) -> int:
+        """Where ``split``'s rows start in the features kept on the device."""
+        splits = list(self.features)
+        return sum(len(self.features[s]) for s in splits[: splits.index(split)])
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """A batch with ``feature_rows`` gets its features from the copy on its device (made
+        at the first such batch, kept for the fit)."""
+        rows = batch.pop("feature_rows", None) if isinstance(batch, dict) else None
+        if rows is None:
+            return batch
+        if self._on_device is None or self._on_device.device != rows.device:
+            self._on_device = torch.cat(list(self.features.values())).to(rows.device)
+        batch["features"] = self._on_device.index_select(0, rows)
+        return batch
 
     def caption_images(self, split: str) -> list[int]:
         """For each caption of ``dataset.sentences(split)``, the index of its image."""
@@ -168,7 +208,7 @@ class CaptionDataModule(_ShuffledDataModule):
         ids, image_index = self.pairs(split)
         return _loader(
             _Sentences(ids, image_index),
-            _Collate(self.features[split]),
+            _Collate(self.features[split], self._offset(split) if self._is_resident() else None),
             self.batch_size,
             self.num_workers,
             self.shuffle_generator if shuffle else None,

@@ -300,12 +300,22 @@ def _search(
         prev = token.flatten()
 
         # Without a length penalty a log-prob only falls as a caption grows, so a live beam
-        # that does not beat the best finished caption now never will.
+        # that does not beat the best finished caption now never will. Reading that on the
+        # host waits for the device, so an accelerator runs every step instead: the steps
+        # after the stop change nothing (no later caption scores strictly higher).
+        if not stops_early(device):
+            continue
         alive_best = scores.max(1).values
         bar = best.score if pool is None else pool.floor  # the floor is at most best.score
         if (alive_best == -inf).all() or (length_penalty == 0 and (alive_best <= bar).all()):
             break
     return best
+
+
+def stops_early(device: torch.device) -> bool:
+    """Whether the search checks after each step if it can stop (on the CPU, where the check
+    costs nothing), rather than run all ``max_len + 1`` steps without a host synchronisation."""
+    return device.type == "cpu"
 
 
 def _ban_repeated_ngrams(logp: torch.Tensor, words: torch.Tensor, n: int) -> None:

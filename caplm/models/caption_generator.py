@@ -26,6 +26,7 @@ from caplm.models.common import (
     check_training_args,
     evaluating,
     init_parameters,
+    take_rows,
     target_logprobs,
 )
 from caplm.models.prefix import PrefixConfig, make_prefix
@@ -118,10 +119,10 @@ class CaptionGenerator(TokenModel):
         h, _ = self.prefix(inputs)
         return self.output(self._merge(h, self.image(features)[:, None, :]))
 
-    def real_logits(self, batch: dict, real: torch.Tensor) -> torch.Tensor:
+    def real_logits(self, batch: dict, rows: torch.Tensor | None) -> torch.Tensor:
         h, _ = self.prefix(batch["inputs"])
         img = self.image(batch["features"])[:, None, :].expand(-1, h.size(1), -1)
-        return self.output(self._merge(h[real], img[real]))
+        return self.output(self._merge(take_rows(h, rows), take_rows(img, rows)))
 
     def token_logprobs(
         self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor

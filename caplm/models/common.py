@@ -101,8 +101,22 @@ def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return logp.masked_fill(targets == PAD_ID, 0.0)
 
 
+def real_rows(targets: torch.Tensor) -> torch.Tensor:
+    """Flat positions (into ``targets.flatten()``) of the real (non-pad) targets, in order."""
+    return (targets != PAD_ID).flatten().nonzero()[:, 0]
+
+
+def take_rows(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """``x`` (B, T, ...) at the flat positions ``rows`` (K, ...); None: every one (B * T, ...).
+
+    ``index_select``, not a boolean mask: the same values, and its backward (an index_add)
+    is cheaper on the CPU than a mask's (an accumulating index_put)."""
+    x = x.flatten(0, 1)
+    return x if rows is None else x.index_select(0, rows)
+
+
 class TokenModel(L.LightningModule):
-    """Base of both models: subclasses define ``real_logits(batch, real) -> (N, V)`` and call
+    """Base of both models: subclasses define ``real_logits(batch, rows) -> (N, V)`` and call
     ``save_hyperparameters()`` with ``optimizer``, ``lr`` and ``weight_decay`` among them."""
 
     def __init__(self):
@@ -116,17 +130,29 @@ class TokenModel(L.LightningModule):
         self.loss_terms: list = []
         self.optimizer_factory = None
 
-    def real_logits(self, batch: dict, real: torch.Tensor) -> torch.Tensor:
-        """Next-token logits (N, V) at the positions where ``real`` (B, T) is true, in
-        row-major order: the output layer, most of a step's work when the vocabulary is
-        large, never runs on padding."""
+    def real_logits(self, batch: dict, rows: torch.Tensor | None) -> torch.Tensor:
+        """Next-token logits (N, V) at the flat positions ``rows`` of the (B, T) batch
+        (:func:`real_rows`: the real targets, so the output layer, most of a step's work when
+        the vocabulary is large, never runs on padding); None: at every position (B * T, V)."""
         raise NotImplementedError
 
-    def batch_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token-mean cross-entropy over non-pad targets, and the number of those tokens."""
+    def batch_loss(
+        self, batch: dict, sync_free: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token-mean cross-entropy over non-pad targets, and the number of those tokens.
+
+        On the CPU the output layer runs on the real positions only. On an accelerator
+        (``sync_free``; None: when the batch is not on the CPU) it runs on every position and
+        the pad targets are ignored: the same loss (to float rounding) without a host
+        synchronisation (picking the real rows needs their count on the host, which waits
+        for the device)."""
         targets = batch["targets"]
-        real = targets != PAD_ID
-        return F.cross_entropy(self.real_logits(batch, real), targets[real]), real.sum()
+        n = (targets != PAD_ID).sum()
+        if targets.device.type != "cpu" if sync_free is None else sync_free:
+            logits = self.real_logits(batch, None)
+            return F.cross_entropy(logits, targets.flatten(), ignore_index=PAD_ID), n
+        rows = real_rows(targets)
+        return F.cross_entropy(self.real_logits(batch, rows), take_rows(targets, rows)), n
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.batch_loss(batch)

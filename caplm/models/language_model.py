@@ -16,6 +16,7 @@ from caplm.models.common import (
     check_training_args,
     evaluating,
     init_parameters,
+    take_rows,
     target_logprobs,
 )
 from caplm.models.prefix import PrefixConfig, make_prefix
@@ -62,8 +63,8 @@ class LanguageModel(TokenModel):
             return super().training_step(batch, batch_idx)
         return self.robust.training_step(self, batch)
 
-    def real_logits(self, batch: dict, real: torch.Tensor) -> torch.Tensor:
-        return self.output(self.prefix(batch["inputs"])[0][real])
+    def real_logits(self, batch: dict, rows: torch.Tensor | None) -> torch.Tensor:
+        return self.output(take_rows(self.prefix(batch["inputs"])[0], rows))
 
     def token_logprobs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Natural-log probability of each target token (B, T), 0 where the target is pad.

@@ -44,7 +44,7 @@ from caplm.models.transfer.modes import (
     mode_keys,
 )
 from caplm.runtime import devices
-from caplm.runtime.training import FIT_KEYS, MONITOR, MONITORS
+from caplm.runtime.training import CAPLM_TRAINER_KEYS, FIT_KEYS, MONITOR, MONITORS
 
 #: Folder names stay under the 255 bytes of common file systems.
 MAX_DIRNAME = 240
@@ -405,7 +405,11 @@ def _check_transfer(cfg, p: Problems) -> None:
 
 def _check_trainer(cfg, p: Problems) -> None:
     allowed = [n for n in inspect.signature(L.Trainer.__init__).parameters if n != "self"]
-    p.keys("trainer", cfg.trainer, [n for n in allowed if n not in TRAINER_SET_BY_CAPLM])
+    allowed = [n for n in allowed if n not in TRAINER_SET_BY_CAPLM] + list(CAPLM_TRAINER_KEYS)
+    p.keys("trainer", cfg.trainer, allowed)
+    compiling = cfg.trainer.get("compile", False)
+    p.value("trainer.compile", compiling, isinstance(compiling, bool | str),
+            "true, false or a torch.compile backend name")  # fmt: skip
 
 
 def _check_eval(cfg, p: Problems) -> None:

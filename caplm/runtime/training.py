@@ -154,6 +154,35 @@ class EpochHistory(Callback):
         self.resumed_after = [*state.get("resumed_after", []), len(self.epochs)]
 
 
+class CompileStep(Callback):
+    """``trainer.compile``: the model's loss (forward, and with it the backward) compiled by
+    ``torch.compile`` for the fit (``true``: its default backend, inductor; a string: that
+    backend). Opt-in: measured, it pays on a GPU, where the sync-free loss has fixed shapes
+    (``make gpu-check``); on the CPU caplm picks the real target rows, whose count varies,
+    so the graph breaks there."""
+
+    def __init__(self, backend: str = "inductor"):
+        self.backend = backend
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit" and "batch_loss" not in vars(pl_module):
+            pl_module.batch_loss = torch.compile(pl_module.batch_loss, backend=self.backend)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        vars(pl_module).pop("batch_loss", None)  # back to the plain method (saving, evaluation)
+
+
+#: Trainer settings caplm handles itself (not Lightning's): ``compile`` (:class:`CompileStep`).
+CAPLM_TRAINER_KEYS = ("compile",)
+
+
+def compile_callbacks(setting) -> list[Callback]:
+    """``trainer.compile``'s callback: none for false/null, else :class:`CompileStep`."""
+    if not setting:
+        return []
+    return [CompileStep() if setting is True else CompileStep(str(setting))]
+
+
 #: The settings of an ``lm.fit`` / ``model.fit`` config node.
 FIT_KEYS = (
     "batch_size",
@@ -200,6 +229,7 @@ def make_trainer(
         else []
     )
     kwargs = to_dict(trainer_cfg)
+    compiling = compile_callbacks(kwargs.pop("compile", False))
     kwargs = pin_trainer_devices(kwargs)  # a GPU slot per parallel job (no-op on the CPU)
     kwargs = resolve_precision(kwargs)
     lines = []
@@ -212,7 +242,7 @@ def make_trainer(
         gradient_clip_val=fit_cfg.get("gradient_clip_val"),
         logger=logger,
         # extra callbacks first: metrics they log are then seen by the history and checkpoints
-        callbacks=[*callbacks, history, *lines, RNGState(), *checkpoints, *stopping],
+        callbacks=[*callbacks, *compiling, history, *lines, RNGState(), *checkpoints, *stopping],
         default_root_dir=str(ckpt_dir),
     )
     return trainer, history

@@ -57,3 +57,59 @@ def test_caption_batches_pair_each_caption_with_its_image():
     numbers = [int(vocab.itos[t]) for t in batch["targets"][:, 1].tolist()]
     assert numbers == batch["features"][:, 0].long().tolist()
     assert dm.feature_size == 2
+
+
+def test_features_kept_on_the_device_give_every_batch_the_same_features():
+    # as on a GPU (resident on an accelerator by default; forced here on the CPU): the batches
+    # carry feature rows, and the features come from one copy of every split's features
+    images = {
+        s: [CaptionImage(f"{s}{i}", [["w", str(i)], ["v", str(i)]], ["", ""]) for i in range(n)]
+        for s, n in (("train", 4), ("val", 3), ("test", 2))
+    }
+    ds = CaptionDataset("toy", images, key="k")
+    feats = {
+        s: np.arange(len(imgs) * 2, dtype=np.float32).reshape(-1, 2) + 100 * k
+        for k, (s, imgs) in enumerate(images.items())
+    }
+    vocab = Vocabulary.build(ds.sentences("train"))
+    plain = CaptionDataModule(ds, feats, vocab, batch_size=3)
+    kept = CaptionDataModule(ds, feats, vocab, batch_size=3)
+    kept.resident = True
+    for split in ("train", "val", "test"):
+        loaders = [getattr(dm, f"{split}_dataloader")() for dm in (plain, kept)]
+        for a, b in zip(*loaders, strict=True):
+            assert "features" not in b and b["feature_rows"].dtype == torch.long
+            b = kept.on_after_batch_transfer(b, 0)
+            assert "feature_rows" not in b
+            assert torch.equal(a["features"], b["features"]) and torch.equal(
+                a["inputs"], b["inputs"]
+            )
+    assert kept._on_device.shape == (9, 2)  # made once, every split in it
+    assert plain.on_after_batch_transfer({"inputs": 1}, 0) == {"inputs": 1}
+
+
+def test_a_fit_with_features_kept_on_the_device_trains_the_same_weights():
+    import lightning as L
+
+    from caplm.models.caption_generator import CaptionGenerator
+
+    images = {
+        s: [CaptionImage(f"{s}{i}", [["w", str(i)], ["v", str(i)]], ["", ""]) for i in range(4)]
+        for s in ("train", "val", "test")
+    }
+    ds = CaptionDataset("toy", images, key="k")
+    g = np.random.default_rng(0)
+    feats = {s: g.standard_normal((4, 3)).astype(np.float32) for s in images}
+    vocab = Vocabulary.build(ds.sentences("train"))
+    weights = []
+    for resident in (None, True):  # None: on the CPU, batches carry their features
+        dm = CaptionDataModule(ds, feats, vocab, batch_size=3, seed=1)
+        dm.resident = resident
+        torch.manual_seed(0)
+        model = CaptionGenerator(len(vocab), 3, embed_size=4, rnn_size=4, post_image_size=3)
+        L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False).fit(model, dm)  # fmt: skip
+        weights.append(model.state_dict())
+        assert (dm._on_device is not None) == bool(resident)
+    for name, w in weights[0].items():
+        assert torch.equal(w, weights[1][name]), name

@@ -254,3 +254,28 @@ def test_no_repeat_ngram_holds_for_every_caption_of_random_models(seed, n):
 def test_no_repeat_ngram_must_be_a_count():
     with pytest.raises(ValueError, match="no_repeat_ngram must be an integer >= 0"):
         search(random_model(0, 1), [0], 2, max_len=5, no_repeat_ngram=-1)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_running_every_step_as_on_an_accelerator_finds_the_same_captions(seed, monkeypatch):
+    # On a GPU the search runs all max_len + 1 steps instead of reading its stop test on the
+    # host each step; the steps after the stop must change nothing.
+    from caplm.models import beam_search as bs
+
+    images = [0, 1, 2, 3]
+    model = random_model(seed, len(images))
+    state = model.init_state(images)
+    runs = []
+    for early in (True, False):
+        monkeypatch.setattr(bs, "stops_early", lambda device, early=early: early)
+        got = []
+        for rules in (RULES_OFF, RULES_ON):
+            for k in (1, 3):
+                got.append(beam_search(model.step, state, len(images), k, **rules))
+            got.append(bs.beam_search_n_best(model.step, state, len(images), 3, n_best=3, **rules))
+        runs.append(got)
+    for a, b in zip(*runs, strict=True):
+        if isinstance(a, tuple):  # (captions, logprobs)
+            assert a[0] == b[0] and torch.equal(a[1], b[1])
+        else:
+            assert a == b

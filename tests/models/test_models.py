@@ -93,6 +93,9 @@ def test_loss_ignores_padding_and_is_the_token_mean():
         )
         noisy["inputs"][0, 1] = (noisy["inputs"][0, 1] + 1 - 4) % (V - 4) + 4  # a real word
         assert model.batch_loss(noisy)[0].item() != pytest.approx(loss.item(), abs=1e-6)
+        # as on a GPU: the output layer at every position, pad targets ignored, no host sync
+        every, n_every = model.batch_loss(batch, sync_free=True)
+        assert n_every == n and every.item() == pytest.approx(loss.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])

@@ -127,3 +127,29 @@ def test_a_capped_fit_is_warned_about_naming_the_setting_to_raise(caplog):
     assert caplog.text.count("stopped at its cap") == 1
     assert "LM abc stopped at its cap of 2 epochs" in caplog.text
     assert "raise lm.fit.max_epochs" in caplog.text
+
+
+def test_trainer_compile_compiles_the_loss_for_the_fit_and_trains_alike(make_cfg, tmp_path):
+    # aot_eager: torch.compile's tracing and autograd without a C++ compiler (inductor's
+    # default, for a GPU, is what `make gpu-check` times)
+    from omegaconf import open_dict
+
+    from caplm.runtime.training import CompileStep
+
+    plain_cfg, compiled_cfg = make_cfg(), make_cfg()
+    with open_dict(compiled_cfg):
+        compiled_cfg.trainer.compile = "aot_eager"
+    trainer, _ = make_trainer(compiled_cfg.trainer, tmp_path / "t", compiled_cfg.lm.fit)
+    assert [c.backend for c in trainer.callbacks if isinstance(c, CompileStep)] == ["aot_eager"]
+    from torch._dynamo.utils import counters
+
+    plain, plain_record = lm_fit(plain_cfg, tmp_path / "plain")
+    counters.clear()
+    compiled, record = lm_fit(compiled_cfg, tmp_path / "compiled")
+    assert counters["stats"]["unique_graphs"] >= 1  # dynamo traced the loss
+    assert "batch_loss" not in vars(compiled)  # the plain method again after the fit
+    assert record["epochs"] == plain_record["epochs"]
+    for (name, a), (_, b) in zip(
+        plain.state_dict().items(), compiled.state_dict().items(), strict=True
+    ):
+        assert torch.allclose(a, b, atol=1e-5), name
