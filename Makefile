@@ -21,7 +21,7 @@ export HYDRA_FULL_ERROR ?= 1
 SWEEP_SEEDS ?= 1,2
 SWEEP_ARGS ?= data=shapes_lab,scenes_lab corpus=captions,extra seed=$(SWEEP_SEEDS) hydra/launcher=parallel eval.lm_samples=50 trainer.enable_progress_bar=false
 
-.PHONY: help install lock run test test-all lint format bench bench-scale probe sweep report corpora clean clean-runs
+.PHONY: help install lock run test test-all lint format bench bench-scale bench-gpu gpu-check probe sweep report corpora clean clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,12 @@ bench: install ## speed figures of the hot paths (printed, with ratios)
 
 bench-scale: install ## peak memory at the study's data sizes (300k-sentence LM, MSCOCO-size .h5; ~7 min, 2.2 GB in /tmp)
 	$(PY) -m benchmarks --only study_scale
+
+bench-gpu: install ## the study's Flickr8k grid on this device (GPU if any): epochs at 1-16 jobs at once, predicted wall time
+	$(PY) -m benchmarks --only gpu_grid --device auto
+
+gpu-check: install ## on a GPU (< 8 min): bench-gpu, a trainer=gpu job in bf16 vs fp32, a jobs_per_gpu=4 sweep; gpu_check/summary.md
+	$(PY) -m benchmarks.gpu_check
 
 # `make probe` fits each probe on 4,000 training pictures and scores it on 1,000 test pictures
 # (a job trains on 1,000 and tests on 200): the per-kind tasks are rare, and a probe measures

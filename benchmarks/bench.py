@@ -29,7 +29,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -92,6 +92,7 @@ class Run:
     repeats: int
     device: torch.device
     min_seconds: float = 0.0  # cheap figures repeat until this much time was timed (max 50)
+    options: dict = field(default_factory=dict)  # a group's own command-line settings (--grid-*)
 
     def pick(self, full, quick):
         return quick if self.quick else full
@@ -899,6 +900,20 @@ def _quiet_lightning():
             lg.setLevel(level)
 
 
+def bench_anchor(run: Run) -> list[Figure]:
+    """caplm's generator step against a bare PyTorch loop (``benchmarks/anchor.py``)."""
+    from benchmarks.anchor import bench_anchor as anchor
+
+    return anchor(run)
+
+
+def bench_gpu_grid(run: Run) -> list[Figure]:
+    """The study's grid on this device: epochs at 1-16 jobs at once (``benchmarks/gpu_grid.py``)."""
+    from benchmarks.gpu_grid import bench_gpu_grid as gpu_grid
+
+    return gpu_grid(run)
+
+
 def bench_study_scale(run: Run) -> list[Figure]:
     """Peak memory at the study's data sizes (``benchmarks/study_scale.py``; minutes, 2 GB)."""
     from benchmarks.study_scale import bench_study_scale as study_scale
@@ -914,6 +929,7 @@ BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "generate": bench_generate,
     "transformer": bench_transformer,
     "study_sizes": bench_study_sizes,
+    "anchor": bench_anchor,
     "retrieval": bench_retrieval,
     "ranks": bench_ranks,
     "metrics": bench_metrics,
@@ -922,9 +938,11 @@ BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "transferability": bench_transferability,
     "transfer_methods": bench_transfer_methods,
     "study_scale": bench_study_scale,
+    "gpu_grid": bench_gpu_grid,
 }
-#: Groups a plain run leaves out (they write gigabytes and take minutes): ``--only`` runs them.
-OPT_IN = ("study_scale",)
+#: Groups a plain run leaves out (they write gigabytes or start many processes, and take
+#: minutes): ``--only`` runs them.
+OPT_IN = ("study_scale", "gpu_grid")
 
 
 def default_groups() -> list[str]:
@@ -980,6 +998,18 @@ def _names(text: str) -> list[str]:
     return [n for n in BENCHES if n in names]  # the usual order, each once
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench",
@@ -996,17 +1026,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="repeats per figure (default 3; quick 1)")
     parser.add_argument(
         "--device",
-        choices=("cpu", "cuda"),
+        choices=("cpu", "cuda", "auto"),
         default="cpu",
-        help="where the models run (default cpu, the trainer's default)",
+        help="where the models run (default cpu, the trainer's default; auto: cuda if there)",
     )
+    grid = parser.add_argument_group("gpu_grid (benchmarks/gpu_grid.py)")
+    grid.add_argument("--grid-jobs", type=_ints, metavar="N[,N]",
+                      help="jobs at once to time (default 1,2,4,8,16)")  # fmt: skip
+    grid.add_argument("--grid-steps", type=int, metavar="N",
+                      help="steps each job times per model, scaled to an epoch (GPU 20, CPU 3)")  # fmt: skip
+    grid.add_argument("--grid-images", type=int, metavar="N",
+                      help="test images each job searches, scaled to 1,000 (GPU 200, CPU 4)")  # fmt: skip
+    grid.add_argument("--grid-epochs", type=_ints, metavar="LM,GEN",
+                      help="epochs a fit is assumed to take (default 10,10)")  # fmt: skip
+    grid.add_argument("--grid-precision", choices=("fp32", "bf16"),
+                      help="default: bf16 on a GPU that has it, else fp32")  # fmt: skip
+    grid.add_argument("--grid-compile", action="store_true", help="torch.compile each loss")
     args = parser.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.grid_epochs is not None and len(args.grid_epochs) != 2:
+        parser.error("--grid-epochs takes two numbers: LM,GEN")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
     repeats = args.repeats or (1 if args.quick else 3)
-    run = Run(args.quick, repeats, torch.device(args.device), min_seconds=0 if args.quick else 1)
+    options = {k: v for k, v in vars(args).items() if k.startswith("grid_") and v}
+    run = Run(args.quick, repeats, torch.device(args.device), min_seconds=0 if args.quick else 1,
+              options=options)  # fmt: skip
     names = args.only or default_groups()
 
     meta = {

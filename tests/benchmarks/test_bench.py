@@ -105,3 +105,64 @@ def test_robust_group_gives_each_robust_epoch_as_a_ratio_to_a_plain_one(tmp_path
     assert figures["lm_epoch_plain"]["value"] > 0 and figures["lm_epoch_plain"]["ratio"] is None
     for name in ("lm_epoch_noisy", "lm_epoch_adversarial"):
         assert figures[name]["vs"] == "lm_epoch_plain" and figures[name]["ratio"] > 0
+
+
+def test_the_grid_counts_the_study_flickr8k_lms_and_fits():
+    from benchmarks.gpu_grid import GENERATOR_FITS, lm_sizes
+
+    sizes = lm_sizes()
+    assert len(sizes) == 65 and GENERATOR_FITS == 130 + 30
+    assert sizes.count(10.0) == 10 and sizes.count(0.1) == 15  # e=1: mscoco, lm1b; e=-1: all 3
+    assert max(sizes) * 30_000 == pytest.approx(300_000)
+
+
+def test_predicted_grid_hours_divide_the_work_down_to_the_longest_chain():
+    from benchmarks.gpu_grid import GENERATOR_FITS, lm_sizes, predict_hours
+
+    t = {"lm_epoch": 6.0, "gen_epoch": 4.0, "eval": 30.0}
+    work = sum(lm_sizes()) * 2 * 6.0 + GENERATOR_FITS * (3 * 4.0 + 30.0)  # 2 LM, 3 gen epochs
+    assert predict_hours(t, 2, 3, devices=1, jobs=1) == pytest.approx(work / 3600)
+    assert predict_hours(t, 2, 3, devices=2, jobs=4) == pytest.approx(work / 8 / 3600)
+    chain = 10 * 2 * 6.0 + 3 * 4.0 + 30.0  # the 300,000-sentence LM, then its generator
+    assert predict_hours(t, 2, 3, devices=1000, jobs=16) == pytest.approx(chain / 3600)
+
+
+def test_grid_options_are_checked():
+    with pytest.raises(SystemExit):
+        main(["--only", "gpu_grid", "--grid-epochs", "10"])
+    with pytest.raises(SystemExit):
+        main(["--only", "gpu_grid", "--grid-jobs", "0,2"])
+
+
+@pytest.mark.slow
+def test_gpu_grid_times_concurrent_jobs_and_predicts_the_grid(tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["--quick", "--only", "gpu_grid", "--grid-jobs", "1,2", "--json", str(out)]
+    assert main(argv) == 0
+    figures = json.loads(out.read_text())["figures"]
+    for jobs in (1, 2):
+        assert figures[f"gen_epoch_{jobs}jobs"]["value"] > 0
+        assert figures[f"generator_jobs_per_hour_{jobs}jobs"]["unit"] == "jobs/h"
+        assert figures[f"peak_memory_{jobs}jobs"]["value"] > 50  # MB
+    hours = [figures[f"paper_flickr8k_on_{n}_devices"]["value"] for n in (1, 2, 4, 8)]
+    assert hours == sorted(hours, reverse=True) and hours[0] > 0
+
+
+def test_anchor_group_sets_caplm_against_a_bare_loop(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", "anchor", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())["figures"]
+    for name in ("caplm_step_dropout_0", "caplm_step_default"):
+        assert figures[name]["vs"] == "bare_pytorch_step" and figures[name]["ratio"] > 0
+    assert figures["bare_step_rate"]["vs"] == "anchor_matmul_peak"
+    assert 0 < figures["bare_step_rate"]["ratio"] < 2
+
+
+def test_bare_merge_has_the_generators_parameter_count_but_its_learned_start():
+    from benchmarks.anchor import BareMerge
+    from caplm.models.caption_generator import CaptionGenerator
+
+    bare = BareMerge(50, 8, 6, 10, 5)
+    gen = CaptionGenerator(50, 10, embed_size=8, rnn_size=6, post_image_size=5)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(gen) - count(bare) == 6  # caplm's learned initial GRU state (init_h)
