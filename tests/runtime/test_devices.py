@@ -170,14 +170,18 @@ def test_trainer_gpu_asks_for_bf16_where_supported_and_can_turn_it_off():
 # -- several jobs per GPU (hydra/launcher=gpus jobs_per_gpu=k) -----------------------------------
 
 
-def _slot_worker(ids, lock_dir, slots, events, lock):
-    # a pool worker: claims a slot, says so, holds it a moment, says it frees it, frees it
+def _slot_worker(ids, lock_dir, slots, events, lock, claimed, first_wave):
+    # a pool worker: claims a slot, says so, holds it until the first wave of workers (as
+    # many as there are slots) has claimed, says it frees it, frees it
     import time
 
     got = devices.claim_slot(ids, lock_dir, poll_s=0.01, slots=slots)
     with lock:
+        claimed.value += 1
         events.put(("got", got))
-    time.sleep(0.2)
+    while claimed.value < first_wave:
+        time.sleep(0.01)
+    time.sleep(0.05)
     with lock:
         events.put(("free", got))
     devices.release_device()
@@ -187,9 +191,12 @@ def _slot_worker(ids, lock_dir, slots, events, lock):
 def test_k_jobs_on_n_simulated_gpus_use_every_slot_once_at_a_time(tmp_path, workers, gpus, slots):
     ids = [f"GPU-{i}" for i in range(gpus)]
     ctx = mp.get_context("fork")
-    events, lock = ctx.Queue(), ctx.Lock()
+    events, lock, claimed = ctx.Queue(), ctx.Lock(), ctx.Value("i", 0)
+    first_wave = min(workers, gpus * slots)
     procs = [
-        ctx.Process(target=_slot_worker, args=(ids, tmp_path, slots, events, lock))
+        ctx.Process(
+            target=_slot_worker, args=(ids, tmp_path, slots, events, lock, claimed, first_wave)
+        )
         for _ in range(workers)
     ]
     for p in procs:
@@ -207,8 +214,8 @@ def test_k_jobs_on_n_simulated_gpus_use_every_slot_once_at_a_time(tmp_path, work
         else:
             held.remove(pair)
     capacity = gpus * slots
-    assert seen == {(d, s) for d in range(gpus) for s in range(slots)} or workers < capacity
-    assert most <= capacity
+    assert seen == {(d, s) for d in range(gpus) for s in range(slots)}  # every slot was used
+    assert most == capacity
     assert all(0 <= d < gpus and 0 <= s < slots for d, s in seen)
 
 
