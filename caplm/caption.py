@@ -42,18 +42,17 @@ from caplm.data.encoders import ImageEncoder, build_encoder
 from caplm.data.readers import load_caption_dataset, read_image
 from caplm.data.text import Vocabulary
 from caplm.evaluation.evaluate import generate
-from caplm.io import UNREADABLE, read_json, to_dict
+from caplm.io import UNREADABLE, Mismatch, check_files, read_json, to_dict
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.results import CONFIG_FILE as JOB_CONFIG
 from caplm.runtime.config import register_resolvers
-from caplm.runtime.training import DONE
+from caplm.runtime.training import CHECKPOINTS, DONE
 
 log = logging.getLogger("caplm.caption")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 CONFIG_FILE = Path(JOB_CONFIG)
 VOCAB_FILE = "vocab.json"
-CHECKPOINTS = "checkpoints"
 #: Images captioned per call of the generator (as the job's own evaluation).
 CAPTION_BATCH = 256
 
@@ -289,10 +288,19 @@ def _checkpoint(job_dir: Path, cfg: DictConfig) -> Path:
     """The checkpoint the job kept (``fit_done.json`` names it once training is done)."""
     done = job_dir / CHECKPOINTS / DONE
     try:
-        name = read_json(done).get("checkpoint") if done.is_file() else None
+        record = read_json(done) if done.is_file() else {}
     except UNREADABLE:
-        name = None
+        record = {}
+    name = record.get("checkpoint")
     path = job_dir / CHECKPOINTS / name if name else None
+    try:
+        check_files(job_dir / CHECKPOINTS, record.get("files") or {})
+    except Mismatch as err:
+        raise CaptionError(
+            f"{job_dir}: its trained checkpoint cannot be used: {err}. Train it again: "
+            f"{_rerun(job_dir, cfg)}, adding skip_completed=false if it completed (the bad "
+            "checkpoint is then moved aside)"
+        ) from err
     if path is None or not path.is_file():
         what = f"{path} is missing" if path is not None else f"no {done}"
         raise CaptionError(

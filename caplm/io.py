@@ -2,12 +2,22 @@
 configs as plain containers.
 
 A killed process must never leave a truncated file that a later run would trust, so every
-result, cache entry and checkpoint index is written to a temporary file in the same folder
-and renamed into place (rename is atomic on POSIX file systems).
+result, cache entry and checkpoint is written to a temporary file in the same folder and
+renamed into place (rename is atomic on POSIX file systems; a temporary file elsewhere would
+be copied, not renamed, onto another file system). What a kill leaves behind is only such a
+temporary file (``.<name>.<random>.tmp``), removed by :func:`remove_stale_temporaries` when
+the entry is next built under its lock.
+
+Every file caplm reads back is checked against what was recorded when it was written: its
+size and SHA-256 (:func:`file_record`, :func:`check_files`) in a manifest written last (an
+LM entry's ``info.json``, a fit's ``fit_done.json``, a features file's own ``manifest``).
+A file that does not match is :class:`Mismatch` (one of ``UNREADABLE``): named in a
+warning, moved aside and rebuilt, as a truncated one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -53,6 +63,57 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         if tmp_path.exists():
             tmp_path.unlink()
     return path
+
+
+def _temporaries(folder: Path, name: str) -> list[Path]:
+    return sorted(folder.glob(f".{name}.*.tmp")) if folder.is_dir() else []
+
+
+def remove_stale_temporaries(folder: str | Path, name: str = "*") -> list[Path]:
+    """Remove the temporary files that :func:`atomic_write` left in ``folder`` for ``name``
+    (``*``: any file) when its writer was killed. Call it only while holding the lock that
+    guards writing there (a live writer's temporary file is then impossible)."""
+    removed = []
+    for tmp in _temporaries(Path(folder), name):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted write in %s: %s",
+                 len(removed), folder, ", ".join(t.name for t in removed))  # fmt: skip
+    return removed
+
+
+class Mismatch(ValueError):
+    """A file that is not the one its manifest recorded (size, content or key differ)."""
+
+
+def sha256_of(path: str | Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_record(path: str | Path) -> dict:
+    """What a manifest records of a file just written: ``{"size", "sha256"}``."""
+    return {"size": Path(path).stat().st_size, "sha256": sha256_of(path)}
+
+
+def check_files(folder: str | Path, recorded: dict[str, dict]) -> None:
+    """Raise :class:`Mismatch` naming the first file of ``folder`` whose size or content is
+    not what ``recorded`` (name -> :func:`file_record`) says, and how it differs."""
+    for name, want in recorded.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            raise Mismatch(f"{path} is missing")
+        size = path.stat().st_size
+        if size != want["size"]:
+            how = "truncated or replaced" if size < want["size"] else "replaced or appended to"
+            raise Mismatch(f"{path} is {size} bytes, {want['size']} when written ({how})")
+        if sha256_of(path) != want["sha256"]:
+            raise Mismatch(
+                f"{path} is not the file written there (same size, other content: "
+                "damaged, or copied from another entry)"
+            )
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -107,22 +168,24 @@ def move_aside(path: str | Path, reason: object) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     aside = path.with_name(f"{path.name}.bad-{stamp}")
     os.replace(path, aside)
-    log.warning("%s is unreadable (%s); moved aside to %s", path, reason, aside.name)
+    log.warning("%s cannot be used (%s); moved aside to %s", path, reason, aside.name)
     return aside
 
 
-def build_lock(path: str | Path, what: str) -> FileLock:
+def build_lock(path: str | Path, what: str, damaged: object = None) -> FileLock:
     """The lock that guards building ``path`` (``<path>.lock``), its folder created. Taken
     only when something must be built, so a complete read-only cache is used as it is; where
-    the folder cannot be written, a PermissionError says what cannot be built where."""
+    the folder cannot be written, a PermissionError says what cannot be built where, and
+    why it must be built: ``damaged`` (the reason the existing one cannot be used), if any."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(path.parent, os.W_OK):
             raise PermissionError(f"{path.parent} is not writable")
     except OSError as err:
+        why = f"the one there cannot be used ({damaged}), and " if damaged else ""
         raise PermissionError(
-            f"cannot build {what} at {path}: {err}. Point the cache at a writable folder "
+            f"cannot build {what} at {path}: {why}{err}. Point the cache at a writable folder "
             "(paths.cache_dir, or CAPLM_DATA_DIR), or build it there once where it can be written"
         ) from err
     return FileLock(f"{path}.lock")

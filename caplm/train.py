@@ -35,8 +35,8 @@ from caplm.results import CAPTIONS_FILE, RESULTS_FILE, keyed, metric_key
 from caplm.runtime import loggers
 from caplm.runtime.generator_fit import GeneratorFit
 from caplm.runtime.jobs import Job, run_job
-from caplm.runtime.lm_stage import language_model
-from caplm.runtime.training import fit_monitor, warn_if_capped
+from caplm.runtime.lm_stage import language_model, lm_corpus
+from caplm.runtime.training import CHECKPOINTS, fit_monitor, warn_if_capped
 
 log = logging.getLogger("caplm.train")
 
@@ -58,6 +58,8 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     cache_dir = Path(cfg.paths.cache_dir)
     L.seed_everything(cfg.seed, workers=True)
     dataset = load_caption_dataset(cfg.data, cache_dir)
+    # the LM corpus before the features: its size is checked before images are encoded
+    corpus = lm_corpus(cfg, dataset) if mode.uses_lm else None
     features = load_features(cfg.data, dataset, cache_dir)
     caption_vocab = Vocabulary.build(dataset.sentences("train"), cfg.data.min_word_freq)
     job.lap("data")
@@ -65,7 +67,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     results: dict = {}
     lm = None
     if mode.uses_lm:
-        lm, lm_results = language_model(cfg, dataset)
+        lm, lm_results = language_model(cfg, dataset, corpus)
         results.update(lm_results)
         write_json(out / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
         job.lap("lm")
@@ -111,7 +113,8 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     )
     capgen_logger = loggers.build(cfg.get("logger"), "capgen")
     validation = partial(ValidationBLEU, data.features["val"], data.references("val"), vocab)
-    run = GeneratorFit(cfg, model, data, out / "checkpoints", capgen_logger, transfer, validation)
+    run = GeneratorFit(cfg, model, data, out / CHECKPOINTS, capgen_logger, transfer, validation,
+                       key=job.key)  # fmt: skip
     record, mode_results = mode.fit(run)  # one fit, or a method's own (wise_ft: two)
     results.update(mode_results)
     job.lap("fit")

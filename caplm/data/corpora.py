@@ -106,6 +106,26 @@ def corpus_size(size_exponent: float | None, num_caption_sentences: int, pool_si
     return int(round(10.0 ** float(size_exponent) * num_caption_sentences))
 
 
+def check_size(corpus_cfg, num_caption_sentences: int, pool_size: int) -> int:
+    """The sentences ``corpus.size_exponent`` gives (:func:`corpus_size`), or a ValueError
+    with the exponents that give 1 to ``pool_size`` sentences and the setting to change."""
+    e, n = corpus_cfg.get("size_exponent"), num_caption_sentences
+    size = corpus_size(e, n, pool_size)
+    if e is None or 1 <= size <= pool_size:
+        return size
+    if n < 1 or pool_size < 1:
+        raise ValueError(f"corpus {corpus_cfg.name!r}: {n} caption training sentences and a "
+                         f"pool of {pool_size}: no size_exponent gives an LM corpus")  # fmt: skip
+    low = math.ceil(1000 * math.log10(0.5 / n)) / 1000  # round(10^e n) >= 1
+    high = math.floor(1000 * math.log10((pool_size + 0.5) / n)) / 1000  # <= pool_size
+    raise ValueError(
+        f"corpus {corpus_cfg.name!r}: corpus.size_exponent={e} gives round(10^{e} x {n} caption "
+        f"training sentences) = {size} LM training sentences, but it must be 1 to {pool_size} "
+        f"(the corpus's pool); set corpus.size_exponent between {low} and {high}, or null for "
+        "the whole pool"
+    )
+
+
 def subsample(sentences: list, size: int, seed: int, corpus_name: str) -> list:
     """``size`` sentences of ``sentences``, shuffled by ``seed`` then truncated."""
     if size > len(sentences):
@@ -143,6 +163,7 @@ def build_corpus(corpus_cfg, captions: CaptionDataset, seed: int, cache_dir=None
             f"{corpus_cfg.size_exponent} asks for; lower corpus.size_exponent or give the "
             "corpus a larger pool"
         )
+    check_size(corpus_cfg, n_captions, len(pool))
     train = _tokens(subsample(pool, size, seed, corpus_cfg.name), normalise)
     val = _tokens(val, normalise)
     if not val:

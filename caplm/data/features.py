@@ -5,7 +5,11 @@ They come either from a precomputed file (``data.features_file``, keyed by image
 name) or from the configured image encoder, computed once and cached at
 ``<cache_dir>/features/<hash of dataset key, encoder identity and, for images read from disk,
 the image files' content>.npz``; a lock makes parallel
-jobs that need the same features wait for one of them instead of all encoding.
+jobs that need the same features wait for one of them instead of all encoding. Each cached
+file holds its manifest (array ``manifest``, JSON): its key, what it was made from (the
+dataset's key, the encoder with its settings, the images' content hash) and the SHA-256 of
+each array; one made for other images or by another encoder, or whose values changed, is
+named in a warning, moved aside and encoded again.
 
 Every value must be finite: a row with NaN or inf (from the file, from a float64 value too
 large for float32, or from the encoder) is refused when loaded, with the row and its image,
@@ -20,6 +24,8 @@ splits (which beam search and retrieval use whole) are read in.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -37,10 +43,12 @@ from caplm.data.encoders import ImageEncoder, build_encoder
 from caplm.data.text import read_utf8
 from caplm.data.types import CaptionDataset
 from caplm.io import (
+    Mismatch,
     atomic_write,
     build_lock,
     file_digests,
     move_aside,
+    remove_stale_temporaries,
     stable_hash,
     to_dict,
 )
@@ -95,14 +103,16 @@ def encode_dataset(
     source = [dataset.key, encoder.identity()]
     if dataset.image_files:  # images on disk: their content, not their paths, keys the cache
         source.append(images_fingerprint(dataset.image_files, Path(cache_dir) / FINGERPRINTS))
-    path = Path(cache_dir) / "features" / f"{stable_hash(source)}.npz"
-    cached = _cached(path, dataset)  # complete (written atomically): no lock, as read-only caches
+    key = stable_hash(source)
+    path = Path(cache_dir) / "features" / f"{key}.npz"
+    cached, damage = _cached(path, dataset, key)  # complete (atomic): no lock, as read-only caches
     if cached is not None:
         return cached
-    with build_lock(path, f"the features of {dataset.name}"):
-        cached = _cached(path, dataset, move_bad=True)  # another job may have built it meanwhile
+    with build_lock(path, f"the features of {dataset.name}", damaged=damage):
+        cached, _ = _cached(path, dataset, key, move_bad=True)  # built meanwhile by another job?
         if cached is not None:
             return cached
+        remove_stale_temporaries(path.parent, path.name)  # no live writer: we hold the lock
         if dataset.load_image is None:
             raise ValueError(
                 f"dataset {dataset.name} has no images to encode (data.images_dir is not set); "
@@ -139,6 +149,8 @@ def encode_dataset(
             **features,
             **{f"{s}_ids": np.array(dataset.image_ids(s), dtype=str) for s in features},
         }
+        manifest = {"key": key, "source": source, "arrays": _digests(arrays)}
+        arrays[MANIFEST] = np.array(json.dumps(manifest, default=str))
         atomic_write(path, lambda p: _savez(p, arrays))
         log.info(
             "encoded %d images with %s in %.1f s (%.1f ms/image); cached at %s",
@@ -338,30 +350,48 @@ class _Images(Sequence):
         return self.load(self.ids[i])
 
 
-def _cached(path: Path, dataset: CaptionDataset, move_bad: bool = False):
-    """The cached features at ``path``, or None. A bad cache file is moved aside when
-    ``move_bad`` (under the lock: the images are then encoded again)."""
+#: The array of a cached features file that holds its manifest.
+MANIFEST = "manifest"
+
+
+def _digests(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """name -> SHA-256 of each array's dtype, shape and bytes."""
+    return {
+        name: hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + a.tobytes()).hexdigest()
+        for name, a in sorted(arrays.items())
+    }
+
+
+def _cached(path: Path, dataset: CaptionDataset, key: str, move_bad: bool = False):
+    """The cached features at ``path`` (or None) and why a bad file cannot be used. A bad
+    cache file is moved aside when ``move_bad`` (under the lock: the images are then encoded
+    again)."""
     if not path.is_file():
-        return None
+        return None, None
     try:
-        features = _read_cache(path, dataset)
+        features = _read_cache(path, dataset, key)
     except ValueError as err:
         if move_bad:
             move_aside(path, f"{err}; encoding the images again")
-        return None
+        return None, str(err)
     log.info("features of %s from the cache %s", dataset.name, path)
-    return features
+    return features, None
 
 
-def _read_cache(path: Path, dataset: CaptionDataset) -> dict[str, np.ndarray]:
+def _read_cache(path: Path, dataset: CaptionDataset, key: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
-            features = {s: z[s] for s in dataset.splits}
-            same = all(z[f"{s}_ids"].tolist() == dataset.image_ids(s) for s in dataset.splits)
+            arrays = {name: z[name] for name in z.files}
     except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
         raise ValueError(
             f"{path}: unreadable feature cache ({err}); delete it and run again"
         ) from err
+    manifest = _manifest(path, arrays.pop(MANIFEST, None), key)  # None: cached before them
+    try:
+        features = {s: arrays[s] for s in dataset.splits}
+        same = all(arrays[f"{s}_ids"].tolist() == dataset.image_ids(s) for s in dataset.splits)
+    except KeyError as err:
+        raise ValueError(f"{path}: feature cache without array {err}") from err
     if not same:
         raise ValueError(f"{path}: feature cache does not match dataset {dataset.name}; delete it")
     for split in dataset.splits:
@@ -371,7 +401,33 @@ def _read_cache(path: Path, dataset: CaptionDataset) -> dict[str, np.ndarray]:
             f"{path} (feature cache, {split} split)",
             "delete the cache file and run again",
         )
+    digests = manifest["arrays"] if manifest else {}
+    changed = sorted(n for n, d in _digests(arrays).items() if digests and digests.get(n) != d)
+    changed += sorted(set(digests) - set(arrays))
+    if changed:
+        raise Mismatch(
+            f"{path}: array(s) {', '.join(changed)} are not those written there (damaged or "
+            "replaced)"
+        )
     return features
+
+
+def _manifest(path: Path, stored, key: str) -> dict | None:
+    """The manifest of a cached features file (None for a file cached before manifests);
+    Mismatch when it is unreadable or names other features (another encoder, images...)."""
+    if stored is None:
+        return None
+    try:
+        manifest = json.loads(str(stored))
+        made_for, _ = manifest["key"], manifest["arrays"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise Mismatch(f"{path}: its manifest is unreadable ({err})") from err
+    if made_for != key:
+        raise Mismatch(
+            f"{path} holds the features {made_for} (made from {manifest.get('source')}), not "
+            f"{key}: copied from another entry"
+        )
+    return manifest
 
 
 def _check_finite(

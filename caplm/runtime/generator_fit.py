@@ -24,6 +24,7 @@ class GeneratorFit:
     logger: object  # the generator's Lightning logger (False: none)
     transfer: object  # the WeightTransfer callback
     validation: object  # () -> a fresh validation-BLEU callback
+    key: str | None = None  # the job's: each fit's checkpoints are checked against it
     _bleu: dict = field(default_factory=dict)
 
     @property
@@ -53,7 +54,8 @@ class GeneratorFit:
         )
         transfers = self.transfer in callbacks
         extra = (lambda: {"transfer": self.transfer.stats.as_results()}) if transfers else None
-        return fit(trainer, self.model, self.data, ckpt_dir, history, extra=extra)
+        key = self.key and "/".join(filter(None, (self.key, subdir)))
+        return fit(trainer, self.model, self.data, ckpt_dir, history, extra=extra, key=key)
 
     def reseed(self) -> None:
         """The job's seed again, for everything a fit draws (weights, dropout, batch order)."""

@@ -6,7 +6,9 @@ that use no LM). ``results.json`` is written once, atomically, at the end, with
 ``job/status: complete``; ``job.json`` is written at the start. Re-running a job:
 
 - complete results with the same hash: nothing to do (unless ``skip_completed=false``);
-- results or checkpoints from a *different* config: a clear error (never mixed silently);
+- results from a *different* config (or from input files changed since): that
+  ``results.json`` / ``job.json`` is moved aside with a warning (never mixed silently), and
+  the job runs; checkpoints carry the job's key, so another config's are moved aside too;
 - otherwise it runs, resuming the LM and generator from their last checkpoints.
 
 In a multirun, jobs with the same hash (e.g. the no-transfer control repeated across LM
@@ -32,7 +34,16 @@ from omegaconf import DictConfig
 from caplm.data import dedup
 from caplm.data.corpora import outside_design
 from caplm.data.features import FINGERPRINTS
-from caplm.io import file_digests, read_json, stable_hash, to_dict, write_json
+from caplm.evaluation.pictures import PICTURES_DIR
+from caplm.io import (
+    file_digests,
+    move_aside,
+    read_json,
+    remove_stale_temporaries,
+    stable_hash,
+    to_dict,
+    write_json,
+)
 from caplm.models import robust
 from caplm.models.transfer.modes import job_mode, job_uses_lm
 from caplm.results import (
@@ -53,7 +64,7 @@ from caplm.results import (
 from caplm.runtime import loggers
 from caplm.runtime.config import NOT_RESULTS, check_config
 from caplm.runtime.devices import job_threads
-from caplm.runtime.training import epoch_listener
+from caplm.runtime.training import CHECKPOINTS, epoch_listener, keyless
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +185,8 @@ class Job:
         lock_dir = (self.sweep_dir or self.dir) / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_dir / f"{self.key}.lock")):
+            for folder in (self.dir, self.dir / PICTURES_DIR):  # no live writer: we hold the lock
+                remove_stale_temporaries(folder)
             done = self._previous()
             if done is None and self.sweep_dir is not None:
                 done = self._reuse_from_sweep()
@@ -221,13 +234,17 @@ class Job:
             if path == job and old.get(CONFIG_HASH) == self.key:  # an interrupted attempt
                 self.earlier = _attempts(old)
             if old.get(CONFIG_HASH) != self.key:
-                raise RuntimeError(
-                    f"{path} was made with a different config than this job's, or from input "
-                    f"files that have changed since (config hash {old.get(CONFIG_HASH)} vs "
-                    f"{self.key}). Delete {self.dir} to start "
-                    "it afresh, or write this run elsewhere (hydra.sweep.dir=... / "
-                    "hydra.run.dir=..., or another task_name)."
+                move_aside(
+                    path,
+                    f"made with a different config than this job's, or from input files that "
+                    f"have changed since (config hash {old.get(CONFIG_HASH)} vs {self.key}); "
+                    "running this job here (to keep both, write this run elsewhere: "
+                    "hydra.sweep.dir=... / hydra.run.dir=..., or another task_name)",
                 )
+                if path == job and keyless(self.dir / CHECKPOINTS):  # that job's, unlabelled
+                    move_aside(self.dir / CHECKPOINTS, f"checkpoints that name no job, left by "
+                               f"the job of config hash {old.get(CONFIG_HASH)}")  # fmt: skip
+                continue
             if path == results and old.get(STATUS) == COMPLETE:
                 if self.cfg.skip_completed:
                     log.info(

@@ -12,7 +12,10 @@ system) wait while one of them trains it; an interrupted training resumes from i
 checkpoint.
 
 Layout of an entry: ``lm.pt`` (hyper-parameters + weights), ``vocab.json``, ``info.json``
-(written last: its presence marks the entry complete), ``checkpoints/`` (Lightning's).
+(written last: its presence marks the entry complete; it is the entry's manifest: its key and
+the size and SHA-256 of ``lm.pt`` and ``vocab.json``), ``checkpoints/`` (Lightning's). An
+entry whose manifest names another key, or whose files are not those it records (damaged,
+or copied from another entry), is named in a warning, moved aside and trained again.
 """
 
 from __future__ import annotations
@@ -31,10 +34,14 @@ from caplm.data.text import Vocabulary
 from caplm.data.types import Corpus
 from caplm.io import (
     UNREADABLE,
+    Mismatch,
     atomic_write,
     build_lock,
+    check_files,
+    file_record,
     move_aside,
     read_json,
+    remove_stale_temporaries,
     stable_hash,
     to_dict,
     write_json,
@@ -107,10 +114,10 @@ def get_or_train(
     identity = lm_identity(lm_cfg, corpus, vocab, seed, precision)
     key = stable_hash(identity)
     path = Path(cache_dir) / key
-    cached = _cached(key, path)  # complete: no lock needed, so read-only caches work
+    cached, damage = _cached(key, path)  # complete: no lock needed, so read-only caches work
     if cached is not None:
         return cached
-    lock = build_lock(path, f"language model {key}")
+    lock = build_lock(path, f"language model {key}", damaged=damage)
     waited = False
     while True:
         try:
@@ -121,8 +128,11 @@ def get_or_train(
                 log.info("LM %s is being trained by another job; waiting for it", key)
             waited = True
     try:
-        cached = _cached(key, path, move_bad=True)  # another job may have trained it meanwhile
-        return cached or _train(key, path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
+        cached, _ = _cached(key, path, move_bad=True)  # another job may have trained it meanwhile
+        if cached is not None:
+            return cached
+        remove_stale_temporaries(path)  # no live writer: we hold the lock
+        return _train(key, path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
     finally:
         lock.release()
 
@@ -143,19 +153,20 @@ def entries(cache_dir: str | Path) -> list[Path]:
     return sorted(p.parent for p in Path(cache_dir).glob(f"*/{INFO_FILE}"))
 
 
-def _cached(key: str, path: Path, move_bad: bool = False) -> CachedLM | None:
-    """The complete entry at ``path``, or None. A bad one (truncated, emptied, another key's
-    files) is moved aside when ``move_bad`` (under the lock: it is then trained again)."""
+def _cached(key: str, path: Path, move_bad: bool = False) -> tuple[CachedLM | None, str | None]:
+    """The complete entry at ``path`` (or None) and why a bad one cannot be used (truncated,
+    emptied, another key's files). A bad one is moved aside when ``move_bad`` (under the
+    lock: it is then trained again)."""
     if not (path / INFO_FILE).is_file():
-        return None
+        return None, None
     try:
         cached = _load(key, path, trained_here=False)
     except UNREADABLE as err:
         if move_bad:
             move_aside(path, f"{err}; the LM is trained again")
-        return None
+        return None, str(err)
     log.info("LM %s found in the cache (%s)", key, path)
-    return cached
+    return cached, None
 
 
 def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer) -> CachedLM:
@@ -195,6 +206,7 @@ def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
             ckpt_dir,
             history,
             keep="best" if fit_cfg.early_stopping else "last",
+            key=key,
         )
         log.info(
             "LM %s trained: %d epochs, %.1f s of training steps in all (this attempt %.1f s%s)",
@@ -211,6 +223,7 @@ def _train(key, path: Path, identity, lm_cfg, corpus, vocab, seed, make_trainer)
     vocab.save(path / VOCAB_FILE)
     info = {
         "key": key,
+        "files": {name: file_record(path / name) for name in (MODEL_FILE, VOCAB_FILE)},
         "identity": identity,
         "corpus_name": corpus.name,
         "corpus_size": len(corpus.train),
@@ -228,7 +241,9 @@ def _load(key: str, path: Path, trained_here: bool) -> CachedLM:
     info = read_json(path / INFO_FILE)
     if not isinstance(info, dict) or info.get("key") != key:
         found = info.get("key") if isinstance(info, dict) else info
-        raise ValueError(f"{path / INFO_FILE} is the entry of LM {found!r}, not of {key!r}")
+        raise Mismatch(f"{path / INFO_FILE} is the entry of LM {found!r}, not of {key!r}")
+    if "files" in info:  # entries written before manifests recorded files have none
+        check_files(path, info["files"])
     saved = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
     model = LanguageModel(**saved["hparams"])
     model.load_state_dict(saved["state_dict"])

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, open_dict
 
 from caplm.data.corpora import IN_DOMAIN, build_corpus
 from caplm.data.text import Vocabulary
-from caplm.data.types import CaptionDataset
+from caplm.data.types import CaptionDataset, Corpus
 from caplm.evaluation.evaluate import evaluate_lm
 from caplm.io import to_dict
 from caplm.models import robust
@@ -48,11 +48,19 @@ def without_generator(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def language_model(cfg: DictConfig, dataset: CaptionDataset) -> tuple[CachedLM, dict]:
+def lm_corpus(cfg: DictConfig, dataset: CaptionDataset) -> Corpus:
+    """The job's LM corpus (built before any expensive stage: its size is checked then)."""
+    return build_corpus(cfg.corpus, dataset, cfg.seed, cfg.paths.cache_dir)
+
+
+def language_model(
+    cfg: DictConfig, dataset: CaptionDataset, corpus: Corpus | None = None
+) -> tuple[CachedLM, dict]:
     """The job's LM and its results: size, corpus, training, perplexities on its validation
     text (``val``) and on the caption dataset's val and test captions (``capval``,
-    ``captest``) with the vocabulary's coverage of each, and its samples' diversity."""
-    corpus = build_corpus(cfg.corpus, dataset, cfg.seed, cfg.paths.cache_dir)
+    ``captest``) with the vocabulary's coverage of each, and its samples' diversity.
+    ``corpus``: :func:`lm_corpus`, when already built."""
+    corpus = corpus or lm_corpus(cfg, dataset)
     lm_vocab = Vocabulary.build(corpus.train, cfg.corpus.min_word_freq)
     lm_logger = loggers.build(cfg.get("logger"), "lm")
     lm = lm_cache.get_or_train(

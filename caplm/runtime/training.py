@@ -3,12 +3,21 @@
 Both train the same way: early stopping on validation loss (optional), the best checkpoint
 kept as ``best.ckpt`` and the latest as ``last.ckpt`` after every epoch, so an interrupted
 fit resumes from ``last.ckpt`` and loses at most the epoch it was in.
+
+Checkpoints are written to a temporary name in their own folder and renamed
+(:class:`AtomicCheckpointIO`: atomic on any file system), hold the key of the fit they belong
+to (the job's or LM entry's) and no absolute path that matters on resume
+(:class:`FolderCheckpoint`), so a fit resumed in a moved or copied folder ends as an
+uninterrupted one. ``fit_done.json``, written last, is the fit's manifest: its key and the size
+and SHA-256 of the checkpoint it keeps; a checkpoint or record that does not match is named in
+a warning, moved aside, and the fit is done again from scratch (same seed, same result).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import sys
 import time
@@ -18,10 +27,22 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig
 
-from caplm.io import UNREADABLE, move_aside, read_json, to_dict, write_json
+from caplm.io import (
+    UNREADABLE,
+    Mismatch,
+    atomic_write,
+    check_files,
+    file_record,
+    move_aside,
+    read_json,
+    remove_stale_temporaries,
+    to_dict,
+    write_json,
+)
 from caplm.runtime.devices import pin_trainer_devices, resolve_precision
 from caplm.runtime.loggers import continue_curves
 
@@ -183,6 +204,57 @@ def compile_callbacks(setting) -> list[Callback]:
     return [CompileStep() if setting is True else CompileStep(str(setting))]
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file beside their final name, then renamed
+    (Lightning's own save goes through the system temp folder: a copy, not a rename, when the
+    job folder is on another file system, so a kill could leave half a checkpoint)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+#: The paths of ModelCheckpoint's state (kept as file names: a resume finds them in its folder).
+_CHECKPOINT_PATHS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+
+class FolderCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose saved state names its files, not their absolute paths, and reads
+    them back in the folder it now has (Lightning drops the best score when the folder's path
+    differs, so a fit resumed in a moved folder would overwrite ``best.ckpt`` with its first
+    epoch however bad)."""
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["dirpath"] = None
+        for k in _CHECKPOINT_PATHS:
+            state[k] = os.path.basename(state[k]) if state[k] else state[k]
+        state["best_k_models"] = {os.path.basename(k): v for k, v in state["best_k_models"].items()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        state = {**state, "dirpath": self.dirpath}  # this folder, wherever it was written
+        here = lambda name: os.path.join(self.dirpath, os.path.basename(name))  # noqa: E731
+        for k in _CHECKPOINT_PATHS:
+            state[k] = here(state[k]) if state.get(k) else state.get(k, "")
+        if "best_k_models" in state:
+            state["best_k_models"] = {here(k): v for k, v in state["best_k_models"].items()}
+        super().load_state_dict(state)
+
+
+#: Where a checkpoint holds the key of its fit.
+FIT_KEY = "caplm_fit_key"
+
+
+class FitKey(Callback):
+    """Writes the key of the fit (the job's, the LM entry's) into each checkpoint."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        checkpoint[FIT_KEY] = self.key
+
+
 #: The settings of an ``lm.fit`` / ``model.fit`` config node.
 FIT_KEYS = (
     "batch_size",
@@ -213,7 +285,7 @@ def make_trainer(
         patience = None
     history = EpochHistory()
     checkpoints = [
-        ModelCheckpoint(
+        FolderCheckpoint(
             dirpath=ckpt_dir,
             filename="best",
             monitor=monitor,
@@ -236,6 +308,7 @@ def make_trainer(
     if kwargs.get("enable_progress_bar", True) and not _on_terminal():
         kwargs["enable_progress_bar"] = False  # a line per epoch instead of a bar's redraws
         lines = [EpochLine(history)]
+    plugins = [*(kwargs.pop("plugins", None) or []), AtomicCheckpointIO()]
     trainer = L.Trainer(
         **kwargs,
         max_epochs=fit_cfg["max_epochs"],
@@ -244,11 +317,14 @@ def make_trainer(
         # extra callbacks first: metrics they log are then seen by the history and checkpoints
         callbacks=[*callbacks, *compiling, history, *lines, RNGState(), *checkpoints, *stopping],
         default_root_dir=str(ckpt_dir),
+        plugins=plugins,
     )
     return trainer, history
 
 
 DONE = "fit_done.json"
+#: A job's checkpoint folder, in its output folder.
+CHECKPOINTS = "checkpoints"
 
 
 def fit_monitor(fit_cfg) -> str:
@@ -290,6 +366,7 @@ def fit(
     history: EpochHistory,
     keep: str = "best",
     extra=None,
+    key: str | None = None,
 ) -> dict:
     """Fit, leave the kept checkpoint's weights in ``model``, and return
     ``{"checkpoint", "epochs", "train_time_s", "history", "resumed_after"}`` (the epochs
@@ -299,21 +376,27 @@ def fit(
     fit finished (``fit_done.json`` written), returns its record without training again.
     ``keep`` is ``best`` (lowest validation loss) or ``last`` (e.g. without early stopping);
     ``extra()`` adds to the record what later runs need without training (e.g. transfer counts).
+    ``key`` (the job's or LM entry's) is written into the checkpoints and the record; one of
+    another key is not used. Call it while holding the lock of the job or entry.
     """
     ckpt_dir = Path(ckpt_dir)
     done = ckpt_dir / DONE
+    remove_stale_temporaries(ckpt_dir)  # of a killed writer: we hold the job's / entry's lock
     if done.is_file():
         try:
             record = read_json(done)
+            _check_record(record, ckpt_dir, key)
             _load_weights(model, ckpt_dir, record)
         except UNREADABLE as err:  # the fit is redone from scratch: same seed, same result
             move_aside(ckpt_dir, f"{err}; fitting again from scratch")
         else:
             continue_curves(trainer.loggers, record["history"], record["epochs"])
-            return record
+            return {k: v for k, v in record.items() if k not in MANIFEST_KEYS}
+    for checkpoint, why in _not_resumable(ckpt_dir, key):
+        move_aside(checkpoint, f"{why}; fitting {type(model).__name__} from scratch")
     last = ckpt_dir / "last.ckpt"
-    if last.is_file() and not _readable(last):
-        move_aside(last, f"not a loadable checkpoint; fitting {type(model).__name__} from scratch")
+    if key is not None:
+        trainer.callbacks.append(FitKey(key))
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
     checkpoint = trainer.checkpoint_callback.best_model_path if keep == "best" else str(last)
     record = {
@@ -324,9 +407,25 @@ def fit(
         "resumed_after": history.resumed_after,
         **(extra() if extra else {}),
     }
-    write_json(done, record)
+    kept = [record["checkpoint"]] if record["checkpoint"] else []
+    manifest = {"key": key, "files": {name: file_record(ckpt_dir / name) for name in kept}}
+    write_json(done, {**record, **manifest})  # last: its checkpoint is complete
     _load_weights(model, ckpt_dir, record)
     return record
+
+
+#: What ``fit_done.json`` holds beside the record ``fit`` returns.
+MANIFEST_KEYS = ("key", "files")
+
+
+def _check_record(record, ckpt_dir: Path, key: str | None) -> None:
+    """Raise Mismatch when ``fit_done.json`` is another fit's, or its checkpoint is not the
+    one it recorded (records written before manifests are taken as they are)."""
+    if not isinstance(record, dict):
+        raise Mismatch(f"{ckpt_dir / DONE} is not a fit's record")
+    if key is not None and record.get("key") not in (None, key):
+        raise Mismatch(f"{ckpt_dir / DONE} is the record of fit {record['key']!r}, not {key!r}")
+    check_files(ckpt_dir, record.get("files") or {})
 
 
 def _load_weights(model: L.LightningModule, ckpt_dir: Path, record: dict) -> None:
@@ -335,9 +434,36 @@ def _load_weights(model: L.LightningModule, ckpt_dir: Path, record: dict) -> Non
         model.load_state_dict(state["state_dict"])
 
 
-def _readable(checkpoint: Path) -> bool:
-    try:
-        torch.load(checkpoint, map_location="cpu", weights_only=False)
-        return True
-    except UNREADABLE:
-        return False
+def keyless(ckpt_dir: Path) -> list[Path]:
+    """The records and checkpoints under ``ckpt_dir`` that name no fit (written before
+    checkpoints held their key), which nothing could tell apart from another job's."""
+    found = []
+    for path in sorted(Path(ckpt_dir).rglob("*")):
+        try:
+            if path.name == DONE:
+                saved = read_json(path)
+            elif path.suffix == ".ckpt":
+                saved = torch.load(path, map_location="cpu", weights_only=False)
+            else:
+                continue
+        except UNREADABLE:
+            continue  # fit() moves it aside itself
+        if not isinstance(saved, dict) or not saved.get("key" if path.name == DONE else FIT_KEY):
+            found.append(path)
+    return found
+
+
+def _not_resumable(ckpt_dir: Path, key: str | None) -> list[tuple[Path, str]]:
+    """The checkpoints an interrupted fit left that cannot be resumed from, and why (not
+    loadable, or of another fit's key)."""
+    bad = []
+    for checkpoint in sorted(ckpt_dir.glob("*.ckpt")):
+        try:
+            saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        except UNREADABLE as err:
+            bad.append((checkpoint, f"not a loadable checkpoint ({type(err).__name__}: {err})"))
+            continue
+        found = saved.get(FIT_KEY) if isinstance(saved, dict) else None
+        if key is not None and found not in (None, key):
+            bad.append((checkpoint, f"a checkpoint of fit {found!r}, not of {key!r}"))
+    return bad

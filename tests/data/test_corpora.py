@@ -53,7 +53,11 @@ def test_subsample_is_deterministic_by_seed():
 
 
 def test_asking_for_more_than_the_pool_names_both_numbers():
-    with pytest.raises(ValueError, match=r"has 20 training sentences but 63 were asked"):
+    with pytest.raises(
+        ValueError,
+        match=r"= 63 LM training sentences, but it must be 1 to 20 "
+        r"\(the corpus's pool\); set corpus.size_exponent between -1.602 and 0.01,",
+    ):
         build_corpus(_cfg(size_exponent=0.5), _captions(), seed=1)
 
 

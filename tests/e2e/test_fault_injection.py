@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -115,6 +116,23 @@ def test_a_job_killed_anywhere_ends_with_the_results_of_an_uninterrupted_one(
     assert steps <= results["job/total_time_s"] and 0 <= results["job/overhead_frac"] <= 1
     earlier = json.loads((tmp_path / "job" / "job.json").read_text())["attempts"][0]
     assert earlier["total_s"] > 0  # the killed attempt's account, as of its last epoch or stage
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["lm_training", "generator_training"])
+def test_a_job_killed_then_moved_elsewhere_resumes_to_the_same_results(
+    uninterrupted, tmp_path, point
+):
+    """Issue #38.2: the job root (LM cache included) copied to another path mid-fit and the
+    job run there: checkpoints name no absolute path that matters, so nothing changes."""
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    assert run_job(first, kill_at=KILL_POINTS[point]) == -signal.SIGKILL
+    shutil.copytree(first, moved, symlinks=True)
+    shutil.rmtree(first)
+    run_job(moved)
+    assert metrics(moved) == metrics(uninterrupted)
+    part = "lm" if point == "lm_training" else "capgen"
+    assert json.loads((moved / "job" / RESULTS_FILE).read_text())[f"{part}/resumed_after"]
 
 
 def test_a_multirun_killed_in_its_second_job_ends_as_if_never_interrupted(

@@ -1,6 +1,7 @@
 """End to end: one tiny job per transfer mode through caplm.train.run, and the LM cache."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,9 +92,14 @@ def test_shapes_extra_corpus_and_size_exponent(make_cfg):
     assert results["job/corpus"] == "shapes_extra" and results["job/size_exponent"] == 0.5
 
 
-def test_completed_job_is_skipped_and_a_changed_config_is_refused(make_cfg):
+def test_completed_job_is_skipped_and_a_changed_config_sets_the_old_files_aside(make_cfg):
     results = run(make_cfg(["transfer=none"]))
     again = run(make_cfg(["transfer=none", "logger=csv"]))  # a logger does not change results
     assert again["job/finished"] == results["job/finished"]
-    with pytest.raises(RuntimeError, match="different config"):
-        run(make_cfg(["transfer=none", "model.lr=0.01"]))
+    changed = make_cfg(["transfer=none", "model.lr=0.01"])  # into the same folder
+    other = run(changed)
+    assert other["job/config_hash"] != results["job/config_hash"]
+    out = Path(changed.paths.output_dir)
+    (old,) = out.glob("results.json.bad-*")  # kept, not deleted
+    assert json.loads(old.read_text())["job/config_hash"] == results["job/config_hash"]
+    assert len(list(out.glob("checkpoints.bad-*"))) == 1  # the old job's fit, not reused

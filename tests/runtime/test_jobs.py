@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from omegaconf import open_dict
 
 from caplm.io import read_json, write_json
@@ -80,12 +79,17 @@ def test_a_complete_job_is_skipped_or_run_again_by_option(make_cfg):
     assert not (job.dir / "stale.txt").exists() and not (job.dir / "results.json").exists()
 
 
-def test_a_folder_of_another_config_is_refused_by_name(make_cfg):
-    with Job(make_cfg()).claim():
+def test_a_folder_of_another_config_has_its_record_moved_aside_by_name(make_cfg, caplog):
+    first = Job(make_cfg())
+    with first.claim():
         pass  # job.json of seed 1
-    with pytest.raises(RuntimeError, match=r"job\.json was made with a different config"):
-        with Job(make_cfg(["seed=2"])).claim():
-            pass
+    second = Job(make_cfg(["seed=2"]))
+    with second.claim() as done:
+        assert done is None
+    assert "job.json cannot be used (made with a different config" in caplog.text
+    (aside,) = second.dir.glob(f"{JOB_FILE}.bad-*")
+    assert read_json(aside)[CONFIG_HASH] == first.key
+    assert read_json(second.dir / JOB_FILE)[CONFIG_HASH] == second.key
 
 
 def test_an_unreadable_job_file_is_run_again(make_cfg, caplog):
@@ -121,7 +125,7 @@ def test_new_content_in_an_input_file_is_another_job(make_cfg, tmp_path):
     assert changed.key != first.key
     with first.claim():
         first.finish({})
-    with pytest.raises(RuntimeError, match="different config"):  # never skipped as complete
-        with changed.claim():
-            pass
+    with changed.claim() as done:  # never skipped as complete: its results are set aside
+        assert done is None
+    assert len(list(changed.dir.glob("results.json.bad-*"))) == 1
     assert "inputs" not in job_identity(make_cfg())  # the embedded default names no file
