@@ -64,6 +64,7 @@ from caplm.results import (
 from caplm.runtime import loggers
 from caplm.runtime.config import NOT_RESULTS, check_config
 from caplm.runtime.devices import job_threads
+from caplm.runtime.preemption import PREEMPTED_EXIT, Preempted, preemptible, requeue_under_submitit
 from caplm.runtime.training import CHECKPOINTS, epoch_listener, keyless
 
 log = logging.getLogger(__name__)
@@ -142,18 +143,25 @@ def run_job(
     if outside is not None:
         log.info("not applicable, nothing to run: %s", outside)
         return job.finish({job_key("reason"): outside}, status=NOT_APPLICABLE)
-    with job.claim() as done:
-        if done is not None:
-            return done
-        loggers.set_aside_interrupted_runs(job.dir)
-        try:
-            with epoch_listener(job.beat):
-                results, then = body(cfg, job)
-            job.finish(results)
-            if then is not None:
-                then(results)
-        finally:
-            loggers.finish()
+    try:
+        with job.claim() as done:
+            if done is not None:
+                return done
+            loggers.set_aside_interrupted_runs(job.dir)
+            try:
+                with preemptible(), epoch_listener(job.beat):
+                    results, then = body(cfg, job)
+                job.finish(results)
+                if then is not None:
+                    then(results)
+            finally:
+                loggers.finish()
+    except Preempted as stop:  # its checkpoints and job.json resume it (runtime/preemption.py)
+        job.beat()
+        log.warning("%s: the job stopped; run the same command again to resume it from its "
+                    "last checkpoint (exit status %d)", stop, PREEMPTED_EXIT)  # fmt: skip
+        requeue_under_submitit(stop.signum)
+        raise SystemExit(PREEMPTED_EXIT) from None
     return results
 
 

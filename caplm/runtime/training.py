@@ -45,6 +45,7 @@ from caplm.io import (
 )
 from caplm.runtime.devices import pin_trainer_devices, resolve_precision
 from caplm.runtime.loggers import continue_curves
+from caplm.runtime.preemption import Preempted, StopOnSignal, fitting
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +316,16 @@ def make_trainer(
         gradient_clip_val=fit_cfg.get("gradient_clip_val"),
         logger=logger,
         # extra callbacks first: metrics they log are then seen by the history and checkpoints
-        callbacks=[*callbacks, *compiling, history, *lines, RNGState(), *checkpoints, *stopping],
+        callbacks=[
+            *callbacks,
+            *compiling,
+            history,
+            *lines,
+            RNGState(),
+            *checkpoints,
+            *stopping,
+            StopOnSignal(),
+        ],  # fmt: skip
         default_root_dir=str(ckpt_dir),
         plugins=plugins,
     )
@@ -397,7 +407,15 @@ def fit(
     last = ckpt_dir / "last.ckpt"
     if key is not None:
         trainer.callbacks.append(FitKey(key))
-    trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        with fitting():  # SIGTERM/SIGUSR1 stop it after a batch (caplm.runtime.preemption)
+            trainer.fit(
+                model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None
+            )
+    except SIGTERMException:  # Lightning's own handler stopped it first
+        raise Preempted(15) from None
     checkpoint = trainer.checkpoint_callback.best_model_path if keep == "best" else str(last)
     record = {
         "checkpoint": Path(checkpoint).name if checkpoint else None,

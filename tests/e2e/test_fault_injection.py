@@ -199,3 +199,24 @@ def test_wandb_curves_of_a_resumed_job_hold_each_epoch_once(tmp_path, make_cfg, 
     runs = sorted(p.name for p in (tmp_path / "job" / "wandb").iterdir() if "run-" in p.name)
     assert len([r for r in runs if r.startswith("offline-run-")]) == 1
     assert any(r.startswith("interrupted-offline-run-") for r in runs)
+
+
+def test_sigterm_mid_epoch_stops_within_seconds_and_resumes_identically(uninterrupted, tmp_path):
+    """A scheduler's SIGTERM (#39.7): Lightning trained on to the end of the epoch. Now the job
+    stops after the batch in progress, exits with the preempted status (75) within 10 s, and
+    the same command resumes it to the uninterrupted job's results."""
+    proc = _train([*ARGS, f"hydra.run.dir={tmp_path / 'job'}"], tmp_path, start_new_session=True)
+    deadline = time.time() + 240
+    while not (tmp_path / KILL_POINTS["generator_training"]).exists() and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGTERM)
+    sent = time.time()
+    out, _ = proc.communicate(timeout=60)
+    assert time.time() - sent < 10, out[-2000:]
+    assert proc.returncode == 75, out[-2000:]
+    assert "preempted by SIGTERM" in out and not (tmp_path / "job" / RESULTS_FILE).exists()
+
+    run_job(tmp_path)  # the same command again
+    assert metrics(tmp_path) == metrics(uninterrupted)
+    results = json.loads((tmp_path / "job" / RESULTS_FILE).read_text())
+    assert results["capgen/resumed_after"] and results["job/attempts"] == 2

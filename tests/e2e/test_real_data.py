@@ -13,7 +13,7 @@ from omegaconf import open_dict
 from caplm import CONF_DIR
 from caplm import lm as lm_entry
 from caplm.report import scan
-from caplm.results import COMPLETE, JOB_FILE, RESULTS_FILE
+from caplm.results import COMPLETE, RESULTS_FILE
 
 WORDS = "dog cat man woman runs sits red blue".split()
 #: What keeps a job on the Karpathy JSON below to a second (the LM's sizes shrunk).
@@ -53,7 +53,7 @@ def test_the_studys_settings_run_an_lm_only_job(tmp_path):
     cfg = lm_cfg(tmp_path, ["+study=flickr8k", "corpus.size_exponent=0"], "study")
     results = lm_entry.run(cfg)
     assert results["job/status"] == COMPLETE and results["job/lm"] == "study_flickr8k"
-    job = json.loads((Path(cfg.paths.output_dir) / JOB_FILE).read_text())
+    job = json.loads((Path(cfg.paths.output_dir) / "job.json").read_text())
     assert job["identity"]["lm"]["optimizer"] == "rmsprop" and "model" not in job["identity"]
 
 
