@@ -116,8 +116,13 @@ def check_size(corpus_cfg, num_caption_sentences: int, pool_size: int) -> int:
     if n < 1 or pool_size < 1:
         raise ValueError(f"corpus {corpus_cfg.name!r}: {n} caption training sentences and a "
                          f"pool of {pool_size}: no size_exponent gives an LM corpus")  # fmt: skip
-    low = math.ceil(1000 * math.log10(0.5 / n)) / 1000  # round(10^e n) >= 1
-    high = math.floor(1000 * math.log10((pool_size + 0.5) / n)) / 1000  # <= pool_size
+    low = math.ceil(1000 * math.log10(0.5 / n))  # in thousandths: round(10^e n) >= 1
+    high = math.floor(1000 * math.log10((pool_size + 0.5) / n))  # round(10^e n) <= pool_size
+    while corpus_size(low / 1000, n, pool_size) < 1:  # round() halves to even at the edge
+        low += 1
+    while corpus_size(high / 1000, n, pool_size) > pool_size:
+        high -= 1
+    low, high = low / 1000, high / 1000
     raise ValueError(
         f"corpus {corpus_cfg.name!r}: corpus.size_exponent={e} gives round(10^{e} x {n} caption "
         f"training sentences) = {size} LM training sentences, but it must be 1 to {pool_size} "

@@ -302,6 +302,8 @@ def test_the_size_exponent_range_is_exact():
     assert check_size(cfg(0.621), 24, 100) == 100  # round(100.3)
     with pytest.raises(ValueError, match="between -1.681 and 0.621, or null"):
         check_size(cfg(0.622), 24, 100)  # 100.6 -> 101
+    with pytest.raises(ValueError, match="between -3.999 and 0.0, or null"):  # not -4.0:
+        check_size(cfg(-9), 5000, 5000)  # round(10^-4 x 5000) = round(0.5) = 0
     assert check_size(cfg(None), 24, 100) == 100
 
 
