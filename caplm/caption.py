@@ -43,6 +43,7 @@ from caplm.data.readers import load_caption_dataset, read_image
 from caplm.data.text import Vocabulary
 from caplm.evaluation.evaluate import generate
 from caplm.io import UNREADABLE, Mismatch, check_files, read_json, to_dict
+from caplm.models.architectures import load_generator
 from caplm.models.caption_generator import CaptionGenerator
 from caplm.results import CONFIG_FILE as JOB_CONFIG
 from caplm.runtime.config import register_resolvers
@@ -73,9 +74,10 @@ class Captioner:
     checkpoint: Path
 
     def encode(self, paths: Sequence[Path], progress: bool | None = None) -> np.ndarray:
-        """Features (N, feature_size) of the image files, ``encoder.batch_size`` at a time."""
+        """Features (N, *encoder.feature_shape) of the image files, ``encoder.batch_size`` at
+        a time."""
         size = self.encoder.batch_size
-        rows = [np.zeros((0, self.encoder.feature_size), dtype=np.float32)]
+        rows = [np.zeros((0, *self.encoder.feature_shape), dtype=np.float32)]
         hide = len(paths) <= size if progress is None else not progress
         with tqdm(total=len(paths), desc="encoding images", unit="img", disable=hide) as bar:
             for i in range(0, len(paths), size):
@@ -83,7 +85,7 @@ class Captioner:
                 rows.append(self.encoder.encode([_read(p) for p in chunk]))
                 bar.update(len(chunk))
         features = np.concatenate(rows)
-        bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
+        bad = np.flatnonzero(~np.isfinite(features).reshape(len(features), -1).all(axis=1))
         if len(bad):
             raise CaptionError(
                 f"{paths[bad[0]]}: its features hold NaN or inf ({len(bad)} image(s) in all); "
@@ -167,7 +169,7 @@ def load_job(job_dir: str | Path, device: str = "auto") -> Captioner:
     device = _device(device)
     checkpoint = _checkpoint(job_dir, cfg)
     try:
-        model = CaptionGenerator.load_from_checkpoint(checkpoint, map_location=device)
+        model = load_generator(checkpoint, map_location=device)
     except UNREADABLE as err:
         raise CaptionError(
             f"{checkpoint}: not a loadable caption generator checkpoint ({err}); "
@@ -189,10 +191,12 @@ def load_job(job_dir: str | Path, device: str = "auto") -> Captioner:
         encoder = build_encoder(encoder_cfg)
     except (ValueError, ImportError, FileNotFoundError) as err:
         raise CaptionError(f"{config_file}: cannot build the job's encoder ({err})") from err
-    if encoder.feature_size != model.hparams.feature_size:
+    hp = model.hparams
+    takes = (hp.feature_size,) if hp.get("regions") is None else (hp.regions, hp.feature_size)
+    if tuple(encoder.feature_shape) != takes:
         raise CaptionError(
-            f"the job's encoder gives {encoder.feature_size} values per image but the "
-            f"checkpoint {checkpoint} takes feature_size={model.hparams.feature_size}: "
+            f"the job's encoder gives features of shape {tuple(encoder.feature_shape)} per "
+            f"image but the checkpoint {checkpoint} takes {takes} (feature_size, and regions): "
             f"data.encoder in {config_file} ({json.dumps(data['encoder'])}) is not the encoder "
             "the model was trained on; restore the settings the job was trained with"
         )

@@ -25,13 +25,18 @@ from caplm.evaluation.evaluate import ValidationBLEU, evaluate_generator
 from caplm.evaluation.pictures import picture_source, save_pictures
 from caplm.evaluation.transfer_scores import scores_or_reason
 from caplm.io import write_json
-from caplm.models.caption_generator import CaptionGenerator
-from caplm.models.common import constructor_args
+from caplm.models.architectures import IMAGE_FREE_PREFIX, architecture_of, build_generator
 from caplm.models.prefix import PrefixConfig, check_same_heads
 from caplm.models.transfer.callback import WeightTransfer
 from caplm.models.transfer.modes import check_arch_parts, get_mode
 from caplm.models.transfer.vocab import generator_vocabulary
-from caplm.results import CAPTIONS_FILE, RESULTS_FILE, keyed, metric_key
+from caplm.results import (
+    CAPTIONS_FILE,
+    RESULTS_FILE,
+    keyed,
+    metric_key,
+    transferability_key,
+)
 from caplm.runtime import loggers
 from caplm.runtime.generator_fit import GeneratorFit
 from caplm.runtime.jobs import Job, run_job
@@ -72,7 +77,13 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         write_json(out / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
         job.lap("lm")
 
-    if lm and cfg.transferability.enabled:  # before the generator: it must not need one
+    architecture = architecture_of(cfg.model)
+    if lm and cfg.transferability.enabled and architecture not in IMAGE_FREE_PREFIX:
+        results[transferability_key("skipped")] = (
+            f"not applicable: model={architecture} feeds the image into the RNN, so the "
+            "generator's prefix is not the LM's image-free one that the scores measure"
+        )
+    elif lm and cfg.transferability.enabled:  # before the generator: it must not need one
         results.update(
             scores_or_reason(
                 lm.model,
@@ -97,12 +108,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
         cfg.seed,
     )
     L.seed_everything(cfg.seed, workers=True)
-    model = CaptionGenerator(
-        vocab_size=len(vocab),
-        feature_size=data.feature_size,
-        **constructor_args(CaptionGenerator, cfg.model),
-        **cfg.generation,
-    )
+    model = build_generator(cfg.model, len(vocab), data.feature_shape, cfg.generation)
     transfer = WeightTransfer(
         mode,
         cfg.transfer.parts,
@@ -125,6 +131,7 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
             {
                 "vocab_size": len(vocab),
                 "arch": model.prefix.arch,
+                **({"architecture": architecture} if architecture != "merge" else {}),
                 "params": sum(p.numel() for p in model.parameters()),
                 "epochs": record["epochs"],
                 "resumed_after": record["resumed_after"],

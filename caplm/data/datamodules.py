@@ -1,7 +1,7 @@
 """LightningDataModules: token ids (and image features) in the batches the models expect.
 
 Every batch is a dict: ``inputs`` (B, T) = ``<bos>`` + words, ``targets`` (B, T) = words +
-``<eos>``, padded with ``<pad>`` (id 0); caption batches add ``features`` (B, F). Sentences
+``<eos>``, padded with ``<pad>`` (id 0); caption batches add ``features`` (B, F) (or (B, R, D): region vectors). Sentences
 longer than ``max_len`` words are cut to ``max_len`` (their ``<eos>`` kept).
 """
 
@@ -159,7 +159,9 @@ class CaptionDataModule(_ShuffledDataModule):
                 raise ValueError(
                     f"{split}: {len(self.features[split])} feature rows for {len(images)} images"
                 )
-        self.feature_size = next(iter(self.features.values())).shape[1]
+        #: One image's features: (F,), or (R, D) region vectors.
+        self.feature_shape = tuple(next(iter(self.features.values())).shape[1:])
+        self.feature_size = self.feature_shape[-1]
         #: Whether batches take their features from a copy of every split's features kept on
         #: the device (each batch then moves only its token ids): None, for the loaders of a
         #: running fit/validate/test on an accelerator (not for loaders used outside the

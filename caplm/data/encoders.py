@@ -21,6 +21,14 @@ image alone, so new images are encoded exactly as the training ones were. Layer 
   for users without the wheels; with ``train_epochs`` > 0 it is first trained as a
   convolutional autoencoder on the training images (no labels).
 
+With ``regions`` (a grid size G) the features are a set of G x G region vectors per image
+instead of one flat vector, ``(B, G*G, D)``, for generators that attend over where things are
+(``model=merge_attention``): the region of grid cell (i, j) (row-major) is the last feature map
+(``head``) average-pooled to that cell, or with ``taps`` each tap's map pooled to the G x G grid
+and the taps' cells side by side, each tap scaled to one norm per image as above. A tap's own
+GRID is then not used: each distinct LAYER:POOL of the taps is one part of every region (so
+``[block14:avg:3, stem:max:1, stem:max:3]`` gives regions of block14:avg and stem:max).
+
 ``identity()`` lists everything that determines the features (not batch size or device), so
 the feature cache is keyed by it.
 """
@@ -43,7 +51,7 @@ from caplm.io import to_dict
 
 ENCODERS = ("efficientnet_lite0", "small_cnn")
 #: The keys a ``data.encoder`` config may have: those of every encoder, then each one's own.
-ENCODER_KEYS = ("name", "image_size", "pool_grid", "taps", "batch_size", "device")
+ENCODER_KEYS = ("name", "image_size", "pool_grid", "taps", "regions", "batch_size", "device")
 OWN_KEYS = {"efficientnet_lite0": (), "small_cnn": ("channels", "seed", "train_epochs")}
 # Bump when the resizing or normalisation below changes, so cached features are recomputed.
 PREPROCESS = "bilinear-antialias,(x-127)/128"
@@ -76,19 +84,32 @@ class ImageEncoder:
         self.batch_size = int(cfg["batch_size"])
         self.device = _device(cfg["device"])
         self.taps = parse_taps(cfg.get("taps"), layers, identity["name"])
-        if self.taps:
+        self.regions, self.taps = parse_regions(cfg.get("regions"), self.taps)
+        if self.regions:  # feature_size: the values of one region
+            self.feature_size = sum(layers[t.layer] for t in self.taps) or layers["head"]
+        elif self.taps:
             self.feature_size = sum(layers[t.layer] * t.grid**2 for t in self.taps)
         else:
             self.feature_size = layers["head"] * self.pool_grid**2
         self._identity = {**identity, "image_size": self.image_size, "pool_grid": self.pool_grid}
         if self.taps:  # absent otherwise: plain encoders keep their cache keys
             self._identity["taps"] = [":".join(map(str, t)) for t in self.taps]
+        if self.regions:
+            self._identity["regions"] = self.regions
         self._identity["preprocess"] = PREPROCESS
         self.backbone.to(self.device).eval()
 
     def identity(self) -> dict:
         """What determines the features; part of the feature cache key."""
         return dict(self._identity)
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """The features of one image: ``(feature_size,)``, or ``(regions, feature_size)``
+        with ``regions`` set (``regions`` G gives G * G region vectors)."""
+        if self.regions:
+            return (self.regions**2, self.feature_size)
+        return (self.feature_size,)
 
     def prepare(self, images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 images (B, H, W, 3), or a list of (H, W, 3) of any sizes -> normalised
@@ -114,15 +135,18 @@ class ImageEncoder:
 
     @torch.inference_mode()
     def encode(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Feature vectors (B, feature_size) float32, computed ``batch_size`` images at a time."""
+        """Features (B, *feature_shape) float32, computed ``batch_size`` images at a time."""
         self.backbone.eval()
         out = []
         for i in range(0, len(images), self.batch_size):
             x = self.prepare(images[i : i + self.batch_size]).to(self.device)
-            pooled = self._tapped(x) if self.taps else self._pooled(self.backbone(x))
+            if self.regions:
+                pooled = self._regions(x)
+            else:
+                pooled = self._tapped(x) if self.taps else self._pooled(self.backbone(x))
             out.append(pooled.float().cpu().numpy())
         if not out:
-            return np.zeros((0, self.feature_size), dtype=np.float32)
+            return np.zeros((0, *self.feature_shape), dtype=np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def _pooled(self, fmap: torch.Tensor) -> torch.Tensor:
@@ -132,12 +156,23 @@ class ImageEncoder:
         """Every tap pooled and flattened, centred and scaled to one norm per image."""
         maps = self.backbone(x, {t.layer for t in self.taps})
         norm = (self.feature_size / len(self.taps)) ** 0.5
+        return torch.cat(
+            [_scaled(POOLS[t.pool](maps[t.layer], t.grid), norm) for t in self.taps], 1
+        )
+
+    def _regions(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, G*G, feature_size): each grid cell's vector, of the head map or of the taps side
+        by side (each tap centred and scaled to one norm per image over all its cells)."""
+        G = self.regions
+        if not self.taps:
+            return F.adaptive_avg_pool2d(self.backbone(x), G).flatten(2).transpose(1, 2)
+        maps = self.backbone(x, {t.layer for t in self.taps})
+        norm = (G * G * self.feature_size / len(self.taps)) ** 0.5
         parts = []
         for t in self.taps:
-            v = POOLS[t.pool](maps[t.layer], t.grid).flatten(1).float()
-            v = v - v.mean(1, keepdim=True)
-            parts.append(v * (norm / v.norm(dim=1, keepdim=True).clamp_min(1e-12)))
-        return torch.cat(parts, 1)
+            fmap = POOLS[t.pool](maps[t.layer], G)  # (B, C, G, G)
+            parts.append(_scaled(fmap, norm).view(fmap.shape[:2] + (G * G,)).transpose(1, 2))
+        return torch.cat(parts, 2)
 
     def fit(self, images: Sequence[np.ndarray]) -> None:
         """Adapt the encoder to the training images; most encoders need nothing."""
@@ -174,6 +209,19 @@ def parse_taps(taps, layers: dict[str, int], encoder: str) -> list[Tap]:
             raise ValueError(f"data.encoder.taps entry {entry!r} is given twice")
         out.append(tap)
     return out
+
+
+def parse_regions(regions, taps: list[Tap]) -> tuple[int | None, list[Tap]]:
+    """``data.encoder.regions``: None (one flat vector per image) or the grid size G (G * G
+    regions), and the taps to pool at that grid (each distinct LAYER:POOL once, grid G)."""
+    if regions is None:
+        return None, taps
+    if isinstance(regions, bool) or not isinstance(regions, int) or regions < 1:
+        raise ValueError(
+            f"data.encoder.regions is {regions!r}: give the grid size G (an integer >= 1, "
+            "G x G region vectors per image), or null for one flat vector per image"
+        )
+    return regions, list(dict.fromkeys(Tap(t.layer, t.pool, regions) for t in taps))
 
 
 def build_encoder(encoder_cfg) -> ImageEncoder:
@@ -337,6 +385,13 @@ def _decoder(channels: list[int]) -> nn.Sequential:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _scaled(fmap: torch.Tensor, norm: float) -> torch.Tensor:
+    """A pooled map (B, C, h, w) flattened to (B, C*h*w), centred and scaled to ``norm``."""
+    v = fmap.flatten(1).float()
+    v = v - v.mean(1, keepdim=True)
+    return v * (norm / v.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 
 def _device(name: str) -> torch.device:

@@ -1,5 +1,6 @@
 """Image features for a caption dataset: one float32 row per image, per split, in the
-dataset's order.
+dataset's order. A row is a vector (arrays (N, F)) or a set of region vectors (arrays
+(N, R, D): ``data.encoder.regions``, or a features file of that shape).
 
 They come either from a precomputed file (``data.features_file``, keyed by image file
 name) or from the configured image encoder, computed once and cached at
@@ -59,8 +60,8 @@ log = logging.getLogger(__name__)
 FINGERPRINTS = "file_hashes.json"
 
 FEATURE_FILES = (
-    ".npz with arrays 'features' (N, F) and 'ids' (N,) | "
-    ".npy (N, F) with its ids one per line in <same stem>.ids.txt | "
+    ".npz with arrays 'features' (N, F) or (N, R, D) and 'ids' (N,) | "
+    ".npy (N, F) or (N, R, D) with its ids one per line in <same stem>.ids.txt | "
     ".h5 with datasets 'features' and 'ids'"
 )
 #: Features files (.h5, .npy) above this size keep their train split on disk (DiskRows).
@@ -76,12 +77,14 @@ FINITE_FIX = (
 def load_features(
     data_cfg, dataset: CaptionDataset, cache_dir: str | Path
 ) -> dict[str, np.ndarray]:
-    """split -> float32 array (N_split, F), row i for ``dataset.splits[split][i]``."""
+    """split -> float32 array (N_split, F) or (N_split, R, D), row i for
+    ``dataset.splits[split][i]``."""
     cfg = to_dict(data_cfg)
     if cfg.get("features_file"):
         path = Path(cfg["features_file"])
         ids, features = read_feature_file(path, on_disk=_too_large(path))
-        log.info("features from %s: %d images x %d values", path, *features.shape)
+        log.info("features from %s: %d images x %s values", path, len(features),
+                 " x ".join(map(str, features.shape[1:])))  # fmt: skip
         aligned = align_features(path, ids, features, dataset)
         if isinstance(features, DiskRows):
             log.info(
@@ -130,7 +133,8 @@ def encode_dataset(
             with tqdm(total=total, desc=f"encoding images ({name})", unit="img") as bar:
                 for split in dataset.splits:
                     images = _Images(dataset.load_image, dataset.image_ids(split))
-                    rows = [np.zeros((0, encoder.feature_size), dtype=np.float32)]
+                    shape = getattr(encoder, "feature_shape", (encoder.feature_size,))
+                    rows = [np.zeros((0, *shape), dtype=np.float32)]
                     for i in range(0, len(images), encoder.batch_size):
                         rows.append(encoder.encode(images[i : i + encoder.batch_size]))
                         bar.update(len(rows[-1]))
@@ -181,7 +185,8 @@ def images_fingerprint(files: dict[str, Path], memo_path: Path) -> str:
 def read_feature_file(
     path: str | Path, on_disk: bool = False
 ) -> tuple[list[str], np.ndarray | DiskRows]:
-    """Image ids and their feature rows (float32, 2-D) from a precomputed features file; with
+    """Image ids and their feature rows (float32; (N, F), or (N, R, D): R region vectors of D
+    values per image) from a precomputed features file; with
     ``on_disk`` (.h5 and .npy only), rows that stay in the file, read when indexed."""
     path = Path(path)
     if not path.is_file():
@@ -225,10 +230,16 @@ def read_feature_file(
                 f"{path}: unsupported features file type '{suffix}'; use {FEATURE_FILES}"
             )
         ids = [x.decode() if isinstance(x, bytes) else str(x) for x in np.asarray(ids).reshape(-1)]
-        if len(features.shape) != 2 or not np.issubdtype(features.dtype, np.number):
+        shape = tuple(features.shape)
+        if (
+            len(shape) not in (2, 3)
+            or 0 in shape[1:]
+            or not np.issubdtype(features.dtype, np.number)
+        ):
             raise ValueError(
-                f"{path}: features must be a 2-D numeric array (images x values); got "
-                f"{features.dtype} {features.shape}"
+                f"{path}: features must be a numeric array of shape (images, values) or "
+                f"(images, regions, values per region), none of its sizes 0 but the images'; "
+                f"got {features.dtype} {shape}"
             )
         if len(ids) != len(features):
             raise ValueError(
@@ -247,7 +258,7 @@ def read_feature_file(
                     converted = block.astype(np.float32, copy=False)
                 _check_finite(converted, ids[start : start + SCAN_ROWS], str(path), FINITE_FIX,
                               original=block, first_row=start)  # fmt: skip
-            return ids, DiskRows(path, np.arange(len(ids)), features.shape[1])
+            return ids, DiskRows(path, np.arange(len(ids)), features.shape[1:])
     with np.errstate(over="ignore"):  # a value too large for float32 is reported just below
         converted = features.astype(np.float32, copy=False)
     _check_finite(converted, ids, str(path), FINITE_FIX, original=features)
@@ -272,26 +283,26 @@ def align_features(
 
 
 class DiskRows:
-    """Feature rows that stay in their file (.h5 dataset 'features', or .npy), read as float32
-    when indexed: ``rows[[3, 1]]`` reads two rows; ``np.asarray(rows)`` reads them all (in
+    """Feature rows (vectors, or sets of region vectors) that stay in their file (.h5 dataset
+    'features', or .npy memory-mapped), read as float32 when indexed: ``rows[[3, 1]]`` reads two rows; ``np.asarray(rows)`` reads them all (in
     blocks). Indexing with a list or slice gives the array of those rows; ``select`` gives
     another DiskRows (a view: nothing read). The file is opened once per process, so data
     loader workers forked after the first read open their own."""
 
-    def __init__(self, path: str | Path, file_rows: np.ndarray, feature_size: int):
+    def __init__(self, path: str | Path, file_rows: np.ndarray, row_shape):
         self.path, self.file_rows = Path(path), np.asarray(file_rows, dtype=np.int64)
-        self.feature_size = int(feature_size)
+        self.row_shape = tuple(int(n) for n in np.atleast_1d(row_shape))
         self._open: tuple[int, object, object] | None = None  # (pid, file, array)
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.file_rows), self.feature_size
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.file_rows), *self.row_shape)
 
     def __len__(self) -> int:
         return len(self.file_rows)
 
     def select(self, index) -> DiskRows:
-        return DiskRows(self.path, self.file_rows[index], self.feature_size)
+        return DiskRows(self.path, self.file_rows[index], self.row_shape)
 
     def __getitem__(self, index) -> np.ndarray:
         rows = self.file_rows[index]
@@ -443,7 +454,7 @@ def _check_finite(
     finite = np.concatenate(  # in blocks, so the check needs little memory beside the features
         [np.ones(0, bool)]
         + [
-            np.isfinite(features[i : i + SCAN_ROWS]).all(axis=1)
+            np.isfinite(features[i : i + SCAN_ROWS]).reshape(-1, _row_values(features)).all(1)
             for i in range(0, len(features), SCAN_ROWS)
         ]
     )
@@ -451,7 +462,7 @@ def _check_finite(
         return
     bad = np.flatnonzero(~finite)
     i = int(bad[0])
-    row = features[i]
+    row = np.asarray(features[i])
     kinds = [k for k, n in (("NaN", np.isnan(row).sum()), ("inf", np.isinf(row).sum())) if n]
     how = " and ".join(kinds)
     if original is not None and original.dtype != features.dtype and np.isfinite(original[i]).all():
@@ -461,6 +472,11 @@ def _check_finite(
         f"{where}: {len(bad)} of {len(features)} feature rows{span} are not finite; the first is "
         f"row {i + (first_row or 0)} (image {ids[i]!r}), which holds {how}; {fix}"
     )
+
+
+def _row_values(features) -> int:
+    """The values of one row of a features array (F, or R x D)."""
+    return int(np.prod(features.shape[1:], dtype=np.int64))
 
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:

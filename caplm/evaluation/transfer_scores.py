@@ -72,7 +72,7 @@ class ImagePCA:
     kept components have mean variance 1 (the prefix outputs are of order 1 too)."""
 
     def __init__(self, train_features: np.ndarray, components: int):
-        x = np.asarray(train_features, dtype=np.float64)
+        x = _flat(train_features)
         self.mean = x.mean(0)
         x = x - self.mean
         k = max(0, min(components, len(x) - 1, x.shape[1]))
@@ -87,7 +87,13 @@ class ImagePCA:
         self.scale = 1.0 / np.sqrt(max(variance, 1e-12))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        return (np.asarray(features, dtype=np.float64) - self.mean) @ self.basis * self.scale
+        return (_flat(features) - self.mean) @ self.basis * self.scale
+
+
+def _flat(features) -> np.ndarray:
+    """Features (N, F), or region features (N, R, D) as (N, R * D), in float64."""
+    x = np.asarray(features, dtype=np.float64)
+    return x.reshape(len(x), -1)
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ from caplm.models.beam_search import SearchRules, beam_search, beam_search_n_bes
 from caplm.models.common import (
     TokenModel,
     check_choice,
+    check_sizes,
     check_training_args,
     evaluating,
     init_parameters,
@@ -32,6 +33,9 @@ from caplm.models.common import (
 from caplm.models.prefix import PrefixConfig, make_prefix
 
 MERGES = ("concat", "add")
+#: ``model.architecture``: where words and picture meet (caplm/models/architectures.py);
+#: this module's generator is ``merge``, the study's.
+ARCHITECTURE = "merge"
 IMAGE_ACTIVATIONS = {"relu": nn.ReLU, "none": nn.Identity}
 #: The generation rules ``generate`` takes as overrides; their defaults are constructor args.
 RULES = ("min_len", "max_len", "forbid_unk", "no_repeat", "no_repeat_ngram")
@@ -42,6 +46,9 @@ CHUNK_ELEMENTS = 2**23
 
 
 class CaptionGenerator(TokenModel):
+    #: The ``architecture`` values this class builds (subclasses: their own).
+    architectures = (ARCHITECTURE,)
+
     def __init__(
         self,
         vocab_size: int,
@@ -72,6 +79,8 @@ class CaptionGenerator(TokenModel):
         max_positions: int | None = None,
         positions: str | None = None,
         block_dropout: float | None = None,
+        architecture: str = ARCHITECTURE,
+        regions: int | None = None,
     ):
         super().__init__()
         check_training_args(optimizer, lr, weight_decay, init)
@@ -94,11 +103,15 @@ class CaptionGenerator(TokenModel):
             raise ValueError(
                 f"no_repeat_ngram must be an integer >= 0 (0: off), got {no_repeat_ngram!r}"
             )
+        check_choice("architecture", architecture, type(self).architectures)
+        if regions is not None:
+            check_sizes({"regions": regions})
         self.save_hyperparameters()
         self.prefix = make_prefix(vocab_size, PrefixConfig.of(self.hparams))
         _check_positions(self.prefix, max_len)
+        # Region features (B, R, D) reach merge's image layer flattened (B, R * D).
         self.image = nn.Sequential(
-            nn.Linear(feature_size, post_image_size),
+            nn.Linear(feature_size * self.image_inputs, post_image_size),
             IMAGE_ACTIVATIONS[image_activation](),
             nn.Dropout(image_dropout),
         )
@@ -106,6 +119,25 @@ class CaptionGenerator(TokenModel):
         merged_size = H + post_image_size if merge == "concat" else H
         self.output = nn.Linear(merged_size, vocab_size)
         init_parameters(self, init)
+
+    @property
+    def image_inputs(self) -> int:
+        """The vectors an image's features hold: ``regions``, or 1 (a flat vector)."""
+        return self.hparams.regions or 1
+
+    def check_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``features`` if their shape is the one this generator was built for, ``(B,
+        feature_size)`` or ``(B, regions, feature_size)``; else a ValueError saying both."""
+        hp = self.hparams
+        want = (hp.feature_size,) if hp.regions is None else (hp.regions, hp.feature_size)
+        if tuple(features.shape[1:]) != want:
+            raise ValueError(
+                f"image features of shape {tuple(features.shape[1:])} per image, but the "
+                f"caption generator was built for {want} (feature_size, and regions: "
+                "data.encoder.regions or a features file's (N, R, D)); use the features it was "
+                "trained on"
+            )
+        return features
 
     def _merge(self, h: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
         """h (..., H) and img (..., P), broadcast over the leading dims."""
@@ -115,14 +147,18 @@ class CaptionGenerator(TokenModel):
         return torch.cat([h, img], dim=-1)
 
     def forward(self, features: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """features (B, F), inputs (B, T) -> next-token logits (B, T, V)."""
+        """features (B, F) (or (B, R, D)), inputs (B, T) -> next-token logits (B, T, V)."""
         h, _ = self.prefix(inputs)
-        return self.output(self._merge(h, self.image(features)[:, None, :]))
+        return self.output(self._merge(h, self._image_vector(features)[:, None, :]))
 
     def real_logits(self, batch: dict, rows: torch.Tensor | None) -> torch.Tensor:
         h, _ = self.prefix(batch["inputs"])
-        img = self.image(batch["features"])[:, None, :].expand(-1, h.size(1), -1)
+        img = self._image_vector(batch["features"])[:, None, :].expand(-1, h.size(1), -1)
         return self.output(self._merge(take_rows(h, rows), take_rows(img, rows)))
+
+    def _image_vector(self, features: torch.Tensor) -> torch.Tensor:
+        """The image layer's vector (B, post_image_size) of features (B, F) or (B, R, D)."""
+        return self.image(self.check_features(features).flatten(1))
 
     def token_logprobs(
         self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor
@@ -180,24 +216,11 @@ class CaptionGenerator(TokenModel):
         _check_rules(width, rules["min_len"], rules["max_len"])
         _check_positions(self.prefix, rules["max_len"])
 
-        W_h, _ = self._output_parts()
-
-        def step(prev: torch.Tensor, state: tuple[torch.Tensor, ...]):
-            *prefix_state, image_logits = state
-            out, prefix_state = self.prefix(prev[:, None], _unpack(prefix_state))
-            logits = F.linear(out[:, 0], W_h) + image_logits[0]
-            return logits.log_softmax(-1), (*_pack(prefix_state), image_logits)
-
-        B = features.size(0)
-        # The prefix's state (an RNN's hidden state, a Transformer's key/value cache) and the
-        # image's part of the logits (the same at every step: computed once) ride in the
-        # search state (rows in dim 1), so the search keeps each beam next to its own state
-        # and image.
-        state = (*_pack(self.prefix.initial_state(B)), self._image_logits(features)[None])
+        step, state = self._search_start(self.check_features(features))
         return dict(
             step_fn=step,
             init_state=state,
-            batch_size=B,
+            batch_size=features.size(0),
             rules=SearchRules(
                 beam_width=width,
                 max_len=rules["max_len"],
@@ -207,6 +230,24 @@ class CaptionGenerator(TokenModel):
                 no_repeat_ngram=rules["no_repeat_ngram"],
             ),
         )
+
+    def _search_start(self, features: torch.Tensor):
+        """The beam search's ``step_fn`` and its initial state for ``features`` (B, ...).
+
+        The prefix's state (an RNN's hidden state, a Transformer's key/value cache) and the
+        image's part of the logits (the same at every step: computed once per image) ride in
+        the search state (rows in dim 1), so the search keeps each beam next to its own state
+        and image."""
+        W_h, _ = self._output_parts()
+
+        def step(prev: torch.Tensor, state: tuple[torch.Tensor, ...]):
+            *prefix_state, image_logits = state
+            out, prefix_state = self.prefix(prev[:, None], unpack_state(prefix_state))
+            logits = F.linear(out[:, 0], W_h) + image_logits[0]
+            return logits.log_softmax(-1), (*pack_state(prefix_state), image_logits)
+
+        B = features.size(0)
+        return step, (*pack_state(self.prefix.initial_state(B)), self._image_logits(features)[None])
 
     def caption_image_logprobs(
         self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor
@@ -236,6 +277,34 @@ class CaptionGenerator(TokenModel):
                 out[sl] = self._caption_block(self.prefix(inputs[sl])[0], targets[sl], W_h, c)
             return out
 
+    def pair_logprobs(
+        self, features: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Total log-probability of each caption given each image, (N captions, M images),
+        by running the whole generator on every (caption, image) pair, batched: exact for
+        any architecture (merge's cheaper :meth:`caption_image_logprobs` relies on its
+        image-free prefix and split output layer). Runs in eval mode, in blocks of at most
+        ``CHUNK_ELEMENTS`` logits."""
+        with evaluating(self):
+            features, inputs = features.to(self.device), inputs.to(self.device)
+            targets = targets.to(self.device)
+            (N, T), M = targets.shape, features.size(0)
+            out = torch.zeros(N, M, device=self.device)
+            pairs = max(1, CHUNK_ELEMENTS // (T * self.hparams.vocab_size))  # per forward
+            per_images = min(M, pairs)
+            per_captions = max(1, pairs // max(1, per_images))
+            for lo in range(0, N, per_captions):
+                c = slice(lo, lo + per_captions)
+                n = len(targets[c])
+                for mlo in range(0, M, per_images):
+                    m = slice(mlo, mlo + per_images)
+                    k = len(features[m])
+                    pair_features = features[m].repeat(n, *[1] * (features.dim() - 1))
+                    logits = self(pair_features, inputs[c].repeat_interleave(k, 0))
+                    logp = target_logprobs(logits, targets[c].repeat_interleave(k, 0))
+                    out[c, m] = logp.sum(1).view(n, k)
+            return out
+
     def _output_parts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The output layer's weights split as ``logits = W_h h + (W_i img + b)``: concat,
         W = [W_h, W_i]; add, W_h = W_i = W. The image's term is the same at every step."""
@@ -244,7 +313,7 @@ class CaptionGenerator(TokenModel):
 
     def _image_logits(self, features: torch.Tensor) -> torch.Tensor:
         """The image's term of the logits, ``W_i img + b``: (B, V) for features (B, F)."""
-        return F.linear(self.image(features), self._output_parts()[1], self.output.bias)
+        return F.linear(self._image_vector(features), self._output_parts()[1], self.output.bias)
 
     def _caption_block(
         self, h: torch.Tensor, targets: torch.Tensor, W_h: torch.Tensor, c: torch.Tensor
@@ -279,13 +348,13 @@ class CaptionGenerator(TokenModel):
         return result - lse
 
 
-def _pack(state) -> tuple:
+def pack_state(state) -> tuple:
     """A prefix state as a tuple of tensors (an LSTM's is one already)."""
     return state if isinstance(state, tuple) else (state,)
 
 
-def _unpack(tensors):
-    """The prefix state from :func:`_pack`'s tensors."""
+def unpack_state(tensors):
+    """The prefix state from :func:`pack_state`'s tensors."""
     return tuple(tensors) if len(tensors) > 1 else tensors[0]
 
 

@@ -33,7 +33,8 @@ from caplm.evaluation.evaluate import EVAL_KEYS
 from caplm.evaluation.transfer_scores import TRANSFERABILITY_KEYS
 from caplm.io import stable_hash, to_dict
 from caplm.models import robust
-from caplm.models.caption_generator import GENERATION_KEYS, CaptionGenerator
+from caplm.models.architectures import constructor_names, generator_class
+from caplm.models.caption_generator import ARCHITECTURE, GENERATION_KEYS, CaptionGenerator
 from caplm.models.common import constructor_args
 from caplm.models.language_model import LanguageModel
 from caplm.models.transfer.modes import (
@@ -364,23 +365,30 @@ def _check_models(cfg, p: Problems) -> None:
     """Unknown keys, then a model built from the settings (its constructor checks choices and
     ranges), in a forked RNG so that nothing the job draws later changes."""
 
-    builds = {
-        "lm": (LanguageModel, ("name", "fit"), {}),
-        "model": (CaptionGenerator, ("fit",), {"feature_size": 4}),
-    }
+    builds = {"lm": (LanguageModel, ("name", "fit"), {})}
     if "model" in cfg:
         p.keys("generation", cfg.generation, GENERATION_KEYS)
+        try:
+            generator = generator_class(cfg.model)
+        except ValueError as err:
+            p.add("model.architecture", str(err))
+            generator = CaptionGenerator
+        builds["model"] = (generator, ("fit",), {"feature_size": 4, "regions": None})
     for group, (cls, extra, args) in builds.items():
         if group not in cfg:
             continue
         node = cfg[group]
-        params = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+        params = constructor_names(cls) if group == "model" else (
+            [n for n in inspect.signature(cls.__init__).parameters if n != "self"])  # fmt: skip
         own = [n for n in params if n not in ("vocab_size", *args, *GENERATION_KEYS)]
         p.keys(group, node, (*own, *extra))
         _check_fit(f"{group}.fit", node.get("fit"), p)
-        kwargs = {**constructor_args(cls, to_dict(node)), **args}
-        if cls is CaptionGenerator:
-            kwargs.update(to_dict(cfg.generation))
+        if group == "model":
+            kwargs = {k: v for k, v in to_dict(node).items() if k in own}
+            kwargs.update(args, **to_dict(cfg.generation))
+            kwargs["architecture"] = node.get("architecture") or ARCHITECTURE
+        else:
+            kwargs = {**constructor_args(cls, to_dict(node)), **args}
         try:
             with torch.random.fork_rng(devices=[]):
                 cls(vocab_size=8, **kwargs)

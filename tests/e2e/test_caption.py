@@ -304,8 +304,8 @@ def test_an_encoder_that_does_not_match_the_checkpoint(job, capsys, tmp_path):
     _edit_config(changed, **{"data.encoder.pool_grid": 1})  # 64 values per image, not 64 * 2 * 2
     code, _, err = _run(capsys, changed, _image(job))
     assert code == 2
-    assert "the job's encoder gives 64 values per image" in err
-    assert "takes feature_size=256" in err
+    assert "the job's encoder gives features of shape (64,) per image" in err
+    assert "takes (256,) (feature_size, and regions)" in err
     assert f"data.encoder in {changed / CONFIG_FILE}" in err and '"pool_grid": 1' in err
 
 
@@ -356,3 +356,19 @@ def test_a_job_with_tapped_features_captions_new_images_as_its_own(tmp_path, cap
     job_features = load_features(cfg.data, dataset, cfg.paths.cache_dir)["test"]
     paths = [images / f"{i}.png" for i in dataset.image_ids("test")]
     np.testing.assert_allclose(captioner.encode(paths), job_features, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "architecture",
+    ["merge_attention", pytest.param("par_inject", marks=pytest.mark.slow),
+     pytest.param("init_inject", marks=pytest.mark.slow)],
+)  # fmt: skip
+def test_each_architecture_captions_new_images_as_its_own_job(tmp_path, capsys, architecture):
+    job_dir, images = _finished_job(tmp_path, ["transfer=none", f"model={architecture}"])
+    captioner = load_job(job_dir, "cpu")
+    assert captioner.model.hparams.architecture == architecture
+    if architecture == "merge_attention":  # region features: 3 x 3 cells of the head map
+        assert captioner.encoder.feature_shape == (9, 64)
+    code, out, err = _run(capsys, job_dir, images, "--json", "--device", "cpu")
+    assert code == 0, err
+    _assert_same_as_the_job(json.loads(out), job_dir, images)

@@ -61,9 +61,9 @@ def kill_when(proc, tmp: Path, pattern: str) -> int:
     return proc.returncode
 
 
-def run_job(tmp: Path, kill_at: str | None = None):
+def run_job(tmp: Path, kill_at: str | None = None, extra=()):
     """The job in ``tmp/job``; killed as soon as ``tmp/<kill_at>`` exists, if given."""
-    args = [*ARGS, f"hydra.run.dir={tmp / 'job'}"]
+    args = [*ARGS, *extra, f"hydra.run.dir={tmp / 'job'}"]
     if kill_at is None:
         _finish(_train(args, tmp))
         return None
@@ -220,3 +220,19 @@ def test_sigterm_mid_epoch_stops_within_seconds_and_resumes_identically(uninterr
     assert metrics(tmp_path) == metrics(uninterrupted)
     results = json.loads((tmp_path / "job" / RESULTS_FILE).read_text())
     assert results["capgen/resumed_after"] and results["job/attempts"] == 2
+
+
+@pytest.mark.slow
+def test_merge_attention_killed_in_training_ends_as_if_never_interrupted(tmp_path):
+    """model=merge_attention (#40): a fit killed and resumed gives the uninterrupted results."""
+    extra = ["model=merge_attention"]
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    run_job(clean, extra=extra)
+    kill_at = KILL_POINTS["generator_training"]
+    assert run_job(killed, kill_at=kill_at, extra=extra) == -signal.SIGKILL
+    assert not (killed / "job" / RESULTS_FILE).exists(), "killed too late"
+    run_job(killed, extra=extra)
+    assert metrics(killed) == metrics(clean)
+    results = json.loads((killed / "job" / RESULTS_FILE).read_text())
+    assert results["capgen/architecture"] == "merge_attention"
+    assert results["capgen/resumed_after"] and results["capgen/epochs"] == 4

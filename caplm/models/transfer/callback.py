@@ -89,6 +89,9 @@ def transfer_prefix(
         for name in names:
             params[name].requires_grad_(False)
             stats.params_frozen += params[name].numel()
+    new = getattr(generator, "new_in_prefix", ())
+    if mode.uses_lm and new:
+        log.info("transfer: %s are the architecture's own (new, not from the LM)", ", ".join(new))
     log.info("transfer %s of %s: %s", mode.name, ",".join(parts), stats)
     return stats
 
@@ -108,6 +111,10 @@ def _check_architecture(generator, parts, names, lm_state: dict, describe: str) 
     prefixes = _name_prefixes(generator.prefix, parts)
     ours = {n for n in names if n.startswith("prefix.")}
     theirs = {n for n in lm_state if n.startswith(prefixes) and n.startswith("prefix.")}
+    lacking = getattr(generator, "untransferable", {})  # an architecture with no place for them
+    for name in sorted(theirs & lacking.keys()):
+        log.warning("transfer: the language model's %s cannot move: %s", name, lacking[name])
+    theirs -= lacking.keys()
     if ours != theirs:
         lm_only, gen_only = sorted(theirs - ours), sorted(ours - theirs)
         said = [f"only the language model has {', '.join(lm_only[:3])}" if lm_only else "",
