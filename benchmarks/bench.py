@@ -578,6 +578,60 @@ def bench_study_sizes(run: Run) -> list[Figure]:
     ]
 
 
+#: Regions of a region-feature image at the study's sizes: EfficientNet-Lite0's 7 x 7 head map.
+STUDY_REGIONS = dict(regions=49, region_size=1280)
+
+
+def bench_architectures(run: Run) -> list[Figure]:
+    """merge_attention and par_inject against merge at the study's sizes (V 2,500, embedding
+    502, GRU 201, batch 128): a training step by hand and batched beam search (width 4), as
+    ratios to merge's timed in turn. merge and par_inject read the study's flat 4,096 values
+    per image, merge_attention 49 regions of 1,280 (untrained weights, random inputs)."""
+    from caplm.models.architectures import build_generator
+
+    z = run.pick(STUDY_SIZES, {**STUDY_SIZES, "vocab": 300, "batch": 16})
+    r = run.pick(STUDY_REGIONS, {"regions": 4, "region_size": 32})
+    steps, images = run.pick(10, 1), run.pick(32, 4)
+    cfg = {**generator_config(embed_size=z["embed"], rnn_size=z["rnn"]),
+           "post_image_size": z["post_image"]}  # fmt: skip
+    clip = OmegaConf.load(CONF_DIR / "model" / "merge.yaml").fit.gradient_clip_val
+    gen = torch.Generator().manual_seed(0)
+    batch = random_captions(z["batch"], z["steps"] - 1, z["vocab"], gen)
+    flat = torch.randn(z["batch"], z["features"], generator=gen).relu()
+    regions = torch.randn(z["batch"], r["regions"], r["region_size"], generator=gen).relu()
+    archs = {"merge": flat, "merge_attention": regions, "par_inject": flat}
+    steppers, searches = [], []
+    for arch, features in archs.items():
+        torch.manual_seed(0)
+        shape = tuple(features.shape[1:])
+        model = build_generator({**cfg, "architecture": arch}, z["vocab"], shape, {})
+        model = model.to(run.device).train()
+        b = {**batch, "features": features}
+        b = {k: v.to(run.device) for k, v in b.items()}
+        step = hand_stepper(model, b, clip)
+        steppers.append(lambda step=step: [step() for _ in range(steps)])
+        eval_model, x = model, b["features"][:images]
+        searches.append(lambda m=eval_model, x=x: m.generate(x, beam_width=4))
+    step_times = [t / steps * 1e3 for t in run.time_pair(*steppers)]
+    search_times = run.time_pair(*searches)
+    sizes = (f"V={z['vocab']}, embed {z['embed']}, GRU {z['rnn']}, image {z['post_image']}, "
+             f"batch {z['batch']}, T={z['steps']}")  # fmt: skip
+    inputs = {"merge": f"{z['features']} values", "par_inject": f"{z['features']} values",
+              "merge_attention": f"{r['regions']} regions x {r['region_size']}"}  # fmt: skip
+    figures = []
+    for kind, times, unit, note in (
+        ("step", step_times, "ms/step", sizes),
+        ("beam4", search_times, "s", f"{images} images in one batch; untrained: stops vary"),
+    ):
+        base = Figure("architectures", f"merge_{kind}", times[0], unit,
+                      note=f"{note}; {inputs['merge']}")  # fmt: skip
+        figures.append(base)
+        for arch, t in zip(list(archs)[1:], times[1:], strict=True):
+            fig = Figure("architectures", f"{arch}_{kind}", t, unit, note=inputs[arch])
+            figures.append(with_ratio(fig, base))
+    return figures
+
+
 def bench_retrieval(run: Run) -> list[Figure]:
     """caption_image_logprobs in one call, against evaluate's blocked path and brute force."""
     model = make_generator(run, RETRIEVAL_VOCAB).eval()
@@ -930,6 +984,7 @@ BENCHES: dict[str, Callable[[Run], list[Figure]]] = {
     "transformer": bench_transformer,
     "study_sizes": bench_study_sizes,
     "anchor": bench_anchor,
+    "architectures": bench_architectures,
     "retrieval": bench_retrieval,
     "ranks": bench_ranks,
     "metrics": bench_metrics,

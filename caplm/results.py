@@ -16,7 +16,8 @@ module spells a key). Parts:
                 ``train_time_s``, ``cache_key``, ``trained_here``, ``resumed_after``, perplexities (below) on
                 ``val`` (its own validation text) and ``captest`` (the caption test set), and
                 ``sample_div_*`` (diversity of sentences it samples).
-- ``capgen/``   the caption generator: ``arch`` (its prefix's family), ``vocab_size``,
+- ``capgen/``   the caption generator: ``arch`` (its prefix's family), ``architecture``
+                (only when not the default merge: ``merge_attention``, ``par_inject``, ...), ``vocab_size``,
                 ``params``, ``epochs``, ``train_time_s``, ``resumed_after`` (epochs after which an interrupted fit resumed),
                 perplexities on ``test``, caption metrics ``test_BLEU-1`` .. ``test_CIDEr``,
                 ``test_SPICE`` (null when skipped, with ``spice_status`` saying why),
@@ -31,7 +32,8 @@ module spells a key). Parts:
 - ``transferability/`` scores of the job's LM computed before the generator is trained
                 (:mod:`caplm.evaluation.transfer_scores`): ``logme`` (the main one),
                 ``logme_text``, ``logme_sd``, ``logme_random``, ``hscore``, ``leep``,
-                ``positions``, ``samples``, ``time_s``.
+                ``positions``, ``samples``, ``time_s``; or ``skipped`` with the reason (an
+                inject model's prefix sees the image: the scores do not apply).
 
 Perplexity keys are ``<part>/<split>_pplx_<kind>_<stat>``: ``kind`` is ``plain`` or
 ``corrected`` (each ``<unk>`` charged 1/n_oov_types of its probability, so models with

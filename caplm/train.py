@@ -21,6 +21,7 @@ from caplm.data.datamodules import CaptionDataModule
 from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
 from caplm.data.text import Vocabulary
+from caplm.evaluation.attention_pictures import save_attention_pictures
 from caplm.evaluation.evaluate import ValidationBLEU, evaluate_generator
 from caplm.evaluation.pictures import picture_source, save_pictures
 from caplm.evaluation.transfer_scores import scores_or_reason
@@ -45,6 +46,8 @@ from caplm.runtime.training import CHECKPOINTS, fit_monitor, warn_if_capped
 
 log = logging.getLogger("caplm.train")
 
+#: Test captions whose attention over the picture a merge_attention job draws.
+ATTENTION_PICTURES = 2
 #: Printed at the end of a job (and, on generated data, the share of fully true captions).
 HEADLINE = (metric_key("BLEU-4"), metric_key("METEOR"), metric_key("CIDEr"))
 
@@ -150,6 +153,10 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     results.update(scores)
     load_image, none_because = picture_source(cfg.data, dataset)
     save_pictures(captions, load_image, out, cfg.eval.pictures, none_because)
+    save_attention_pictures(  # merge_attention only: where each word looked
+        model, data.features["test"], dataset.image_ids("test"), captions, vocab,
+        load_image, out, min(ATTENTION_PICTURES, cfg.eval.pictures),
+    )  # fmt: skip
     write_json(out / CAPTIONS_FILE, captions)
     for c in captions[: cfg.eval.show]:
         log.info("%s: %s  (ref: %s)", c["image_id"], c["caption"], c["references"][0])

@@ -44,6 +44,8 @@ class Gallery:
     captions: list[dict[str, dict]] = field(default_factory=list)  # per job: image id -> entry
     pictures: dict[str, str] = field(default_factory=dict)  # image id -> file, relative to out
     checker: str = ""  # the grounding checker of the all_true marks (a generated dataset's)
+    #: (job label, image id, file relative to out): merge_attention's attention per word
+    attention: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -189,6 +191,14 @@ def _add_pictures(gallery: Gallery, folder: Path, root: Path, out: Path) -> None
                 shutil.copyfile(root / job["job_dir"] / saved, out / name)
                 gallery.pictures[image_id] = name.as_posix()
                 break
+    for job, captions, label in zip(gallery.jobs, gallery.captions, gallery.labels, strict=True):
+        for image_id in gallery.image_ids:  # model=merge_attention: where each word looked
+            saved = captions[image_id].get("attention_picture")
+            if saved and (root / job["job_dir"] / saved).is_file():
+                name = folder / f"attention-{safe_name(label)}-{safe_name(image_id)}.png"
+                (out / folder).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(root / job["job_dir"] / saved, out / name)
+                gallery.attention.append((label, image_id, name.as_posix()))
     if not gallery.pictures:
         gallery.notes.append(
             "no pictures: the jobs saved none (`eval.pictures` is 0, the dataset has no images "
@@ -224,6 +234,9 @@ def _markdown(g: Gallery) -> list[str]:
     lines.append("")
     if g.checker:
         lines.append(f"{TRUE}: the caption {ALL_TRUE_MEANS[g.checker]}; {NOT_TRUE}: not so.")
+    for label, image_id, picture in g.attention:
+        lines += ["", f"Where {_cell(label)} looked for each word of its caption of {image_id} "
+                  "(bright: attended):", "", f"![attention {image_id}]({picture})"]  # fmt: skip
     return [*lines, *(f"- {n}" for n in g.notes), ""]
 
 
