@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.bench import (
+from benchmarks.common import (
     Figure,
     Run,
     Timing,

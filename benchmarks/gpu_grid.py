@@ -29,7 +29,7 @@ import time
 
 import torch
 
-from benchmarks.bench import STUDY_SIZES, Figure, Run, Skipped
+from benchmarks.common import STUDY_SIZES, Figure, Run, Skipped
 
 #: The study's Flickr8k cell (conf/study/flickr8k.yaml): LM and generator batch sizes.
 LM_BATCH, GEN_BATCH = 210, 227

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench import Figure, Run, generator_config, hand_stepper, with_ratio
+from benchmarks.common import Figure, Run, generator_config, hand_stepper, with_ratio
 
 LM_SENTENCES = 300_000
 COCO_IMAGES = dict(train=118_287, val=500, test=500)  # 5 captions each: 596,435 captions

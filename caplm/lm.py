@@ -11,52 +11,24 @@ OOV-corrected mean, median and geometric-mean perplexity on the corpus's validat
 
 from __future__ import annotations
 
-import logging
 import time
-from pathlib import Path
 
 import hydra
-import lightning as L
 from omegaconf import DictConfig
 
 from caplm import CONF_DIR
-from caplm.data.readers import load_caption_dataset
-from caplm.io import write_json
-from caplm.results import RESULTS_FILE, pplx_key
-from caplm.runtime.jobs import Job, run_job
-from caplm.runtime.lm_stage import language_model, without_generator
-
-log = logging.getLogger("caplm.lm")
-
-#: Printed at the end of a job: the study's LM-quality measure on each text.
-HEADLINE = {split: pplx_key("lm", split) for split in ("val", "capval", "captest")}
+from caplm.runtime.pipeline import lm_job, log_lm_headline
 
 
 def run(cfg: DictConfig) -> dict:
     """Run one LM-only job; returns its results (also in ``<output_dir>/results.json``)."""
-    return run_job(without_generator(cfg), _train_and_evaluate)
-
-
-def _train_and_evaluate(cfg: DictConfig, job: Job):
-    L.seed_everything(cfg.seed, workers=True)
-    dataset = load_caption_dataset(cfg.data, Path(cfg.paths.cache_dir))
-    job.lap("data")
-    lm, results = language_model(cfg, dataset)
-    write_json(job.dir / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
-    job.lap("lm")
-    return results, None
+    return lm_job(cfg)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_lm")
 def main(cfg: DictConfig) -> None:
     start = time.perf_counter()
-    results = run(cfg)
-    log.info(
-        "done in %.0f s: corrected geometric-mean perplexity %s",
-        time.perf_counter() - start,
-        ", ".join(f"{split} {results[key]:.2f}" for split, key in HEADLINE.items()),
-    )
-    log.info("results: %s", Path(cfg.paths.output_dir) / RESULTS_FILE)
+    log_lm_headline(cfg, lm_job(cfg), start)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ are named by ``caplm.results.grounding_key``.
 from __future__ import annotations
 
 import caplm.data.scenes.truth as scenes_truth
-from caplm.data.shapes.config import COLOURS, SHAPES
 from caplm.data.shapes.grammar import plural
+from caplm.data.shapes.settings import COLOURS, SHAPES
 
 
 def _noun(word: str) -> str | None:

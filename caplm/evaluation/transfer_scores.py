@@ -11,7 +11,7 @@ Inputs, the same for every LM scored on a dataset:
   constant 1;
 - the target: the next caption word (or ``<eos>``) in the caption vocabulary.
 
-Scores (:mod:`caplm.evaluation.transferability`): LogME on [prefix, image, 1] (the main one),
+Scores (:mod:`caplm.evaluation.transfer_estimators`): LogME on [prefix, image, 1] (the main one),
 LogME on [prefix, 1] (``logme_text``), H-score on [prefix, image], LEEP of the LM's own softmax;
 each the mean over the samples, with LogME's spread across them (``logme_sd``); and LogME of
 a random, untrained prefix of the same architecture (``logme_random``), the level a score must
@@ -30,7 +30,7 @@ import torch
 from caplm.data.batching import encode_sentences, pad_batch
 from caplm.data.text import PAD_ID, Vocabulary
 from caplm.data.types import CaptionDataset
-from caplm.evaluation.transferability import hscore, leep, logme
+from caplm.evaluation.transfer_estimators import hscore, leep, logme
 from caplm.models.common import evaluating
 from caplm.models.language_model import LanguageModel
 from caplm.results import transferability_key

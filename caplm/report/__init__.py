@@ -8,6 +8,10 @@ training code: results.json files are its only input.
 - ``sweep``: reading a sweep's results files into a table;
 - ``summary``: means over seeds per cell, rank correlations and their verdicts;
 - ``plots``: caption metrics against LM perplexity and corpus size;
+- ``lm_family``: whether the LM family (RNN, Transformer) changes the answer;
+- ``transfer_predictors``: judging transferability scores against the generators' CIDEr;
+- ``study``: the study's own numbers beside the sweep's;
+- ``gallery``: test images with each transfer mode's caption;
 - ``markdown``: the CSV/Markdown tables and ``report.md``;
 - ``cli``: the command line.
 

@@ -18,7 +18,7 @@ from scipy import stats
 
 from caplm.report.columns import FAMILY, HEADLINE_METRIC, LM_PPLX, cell_columns
 from caplm.report.summary import BOOTSTRAP, percentile_interval, summarize
-from caplm.report.transferability import CHUNK, MIN_LMS, kendall_rows
+from caplm.report.transfer_predictors import CHUNK, MIN_LMS, kendall_rows
 from caplm.results import metric_key
 
 REFERENCE_FAMILY = "rnn"

@@ -39,7 +39,7 @@ from caplm.report.study import (
 )
 from caplm.report.summary import correlations, method_ranking, summarize, transfer_effects
 from caplm.report.sweep import Sweep
-from caplm.report.transferability import (
+from caplm.report.transfer_predictors import (
     PREDICTORS,
     REFERENCE,
     SCORE_NAMES,
@@ -89,7 +89,17 @@ def write_report(sweep: Sweep, out: str | Path, gallery: int = IMAGES) -> list[s
     write_text(
         out / "report.md",
         _report_md(
-            sweep, cells, corr, plots, study, effects, (judged, predicted), pictures, robust_lines
+            sweep,
+            cells,
+            corr,
+            plots,
+            study,
+            effects,
+            (judged, predicted),
+            pictures,
+            ranking,
+            families,
+            robust_lines,
         ),  # fmt: skip
     )
     return [*corr["verdict"], *family_verdicts(families), *robust_said,
@@ -188,6 +198,8 @@ def _report_md(
     effects: pd.DataFrame,
     predicted: tuple[pd.DataFrame, list[str]],
     gallery: list[str],
+    ranking: pd.DataFrame,
+    families: pd.DataFrame,
     robust_lines: list[str] = (),
 ) -> str:
     done = sweep.complete
@@ -223,7 +235,7 @@ def _report_md(
         "",
         f"## Which transfer method helps most? (ranked by {HEADLINE_METRIC} gain over no transfer)",
         "",
-        *_ranking_md(method_ranking(sweep.table)),
+        *_ranking_md(ranking),
         "",
         f"## Does a better LM transfer better? ({HEADLINE_METRIC} against LM perplexity)",
         "",
@@ -234,7 +246,7 @@ def _report_md(
         "",
         *([f"- {v}" for v in corr["verdict"]] or ["- no transfer mode has LM perplexities"]),
         "",
-        *_family_md(family_correlations(sweep.table)),
+        *_family_md(families),
         *robust_lines,
         "## Which LM will transfer best? Transferability scores against perplexity",
         "",

@@ -20,12 +20,13 @@ import torch
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from caplm.caption import CONFIG_FILE, Captioner, find_images, load_job, main
+from caplm.caption import main
 from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
 from caplm.data.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from caplm.models.beam_search import SearchRules, beam_search, beam_search_n_best
 from caplm.models.caption_generator import CaptionGenerator
+from caplm.runtime.captioner import CONFIG_FILE, Captioner, find_images, load_job
 from caplm.train import run
 from tests.conftest import compose_config
 from tests.models.test_beam_search import RNNModel, assert_obeys, model_logprob, random_model

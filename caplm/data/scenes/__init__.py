@@ -9,7 +9,7 @@ relations, comparisons, orders and arrangements. A small caption set does not te
 language; its LM corpora do. The parts:
 
 - ``lexicon``: what can be in a picture and every word and phrase for it;
-- ``config``: ``ScenesConfig`` (what determines a dataset);
+- ``settings``: ``ScenesConfig`` (what determines a dataset);
 - ``scene``: sampling scenes, and the predicates that define what is true of one;
 - ``grammar``: captions of a scene, true by construction;
 - ``render``: drawing a scene;
@@ -19,7 +19,6 @@ language; its LM corpora do. The parts:
 - ``stats``: vocabulary statistics (types, hapaxes, Zipf slope, lengths).
 """
 
-from caplm.data.scenes.config import GENERATOR_VERSION, ScenesConfig, dataset_key
 from caplm.data.scenes.dataset import (
     extra_scene_captions,
     extra_scenes,
@@ -32,6 +31,7 @@ from caplm.data.scenes.lexicon import CATEGORIES, COLOURS, SIZES
 from caplm.data.scenes.news import news_sentences
 from caplm.data.scenes.render import render_scene
 from caplm.data.scenes.scene import sample_scene
+from caplm.data.scenes.settings import GENERATOR_VERSION, ScenesConfig, dataset_key
 from caplm.data.scenes.stats import as_tokens, statistics
 from caplm.data.scenes.truth import SCORE_KEYS, check, grounding, grounding_scores, parse
 

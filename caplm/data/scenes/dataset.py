@@ -24,10 +24,10 @@ from caplm.data.generated import (
     check_extra,
     generated_dataset,
 )
-from caplm.data.scenes.config import GENERATOR_VERSION, ScenesConfig, dataset_key
 from caplm.data.scenes.grammar import describe_scene
 from caplm.data.scenes.render import render_scene
 from caplm.data.scenes.scene import sample_scene
+from caplm.data.scenes.settings import GENERATOR_VERSION, ScenesConfig, dataset_key
 from caplm.data.types import SPLITS, CaptionDataset
 
 NAME = "scenes"

@@ -3,7 +3,7 @@
 It needs no files and no network. Every caption is true of its picture: relations and
 positions are computed from where the shapes are drawn. The parts:
 
-- ``config``: ``ShapesConfig`` (what determines a dataset) and the shapes, colours and sizes;
+- ``settings``: ``ShapesConfig`` (what determines a dataset) and the shapes, colours and sizes;
 - ``scene``: sampling scenes and the spatial facts about them;
 - ``grammar``: captions of a scene;
 - ``render``: drawing a scene;
@@ -13,7 +13,6 @@ positions are computed from where the shapes are drawn. The parts:
 Checking generated captions against the scenes lives in ``caplm.evaluation.grounding``.
 """
 
-from caplm.data.shapes.config import COLOURS, SHAPES, SIZES, ShapesConfig, dataset_key
 from caplm.data.shapes.dataset import (
     extra_scene_captions,
     extra_scenes,
@@ -23,6 +22,7 @@ from caplm.data.shapes.dataset import (
 from caplm.data.shapes.grammar import MAX_WORDS, MIN_WORDS, describe_scene
 from caplm.data.shapes.render import render_scene
 from caplm.data.shapes.scene import relation, sample_scene
+from caplm.data.shapes.settings import COLOURS, SHAPES, SIZES, ShapesConfig, dataset_key
 
 __all__ = [
     "COLOURS",

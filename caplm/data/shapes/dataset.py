@@ -25,10 +25,10 @@ from caplm.data.generated import (
     check_extra,
     generated_dataset,
 )
-from caplm.data.shapes.config import GENERATOR_VERSION, ShapesConfig, dataset_key
 from caplm.data.shapes.grammar import describe_scene
 from caplm.data.shapes.render import render_scene
 from caplm.data.shapes.scene import sample_scene
+from caplm.data.shapes.settings import GENERATOR_VERSION, ShapesConfig, dataset_key
 from caplm.data.types import SPLITS, CaptionDataset
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import random
 
-from caplm.data.shapes.config import COUNT_WORDS
 from caplm.data.shapes.scene import position, relation, side_by_side
+from caplm.data.shapes.settings import COUNT_WORDS
 from caplm.data.text import tokenize
 
 SYNONYMS = {  # the first word is the usual one; repeats weight the choice

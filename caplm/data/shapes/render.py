@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from caplm.data.shapes.config import COLOURS
+from caplm.data.shapes.settings import COLOURS
 
 BACKGROUND = (222, 252)  # each channel drawn from this range: always light, a little tinted
 SUPERSAMPLE = 4  # drawn this many times larger and shrunk, which smooths the edges

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from caplm.data.shapes.config import COLOURS, SHAPES, SIZES
+from caplm.data.shapes.settings import COLOURS, SHAPES, SIZES
 
 MARGIN = 0.03  # space kept between an object and the image border
 GAP = 0.05  # space kept between two objects' boxes, so each stays identifiable

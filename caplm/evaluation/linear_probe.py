@@ -57,19 +57,24 @@ pictures; the val and test pictures do not depend on ``num_train``).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from caplm import torch_threads
+from caplm.data.features import load_features
+from caplm.data.readers import load_caption_dataset
 from caplm.data.scenes.lexicon import CATEGORIES as SCENE_CATEGORIES
 from caplm.data.scenes.lexicon import COLOURS as SCENE_COLOURS
 from caplm.data.scenes.lexicon import GRID
-from caplm.data.shapes.config import COLOURS as SHAPE_COLOURS
-from caplm.data.shapes.config import SHAPES
 from caplm.data.shapes.scene import position, relation
+from caplm.data.shapes.settings import COLOURS as SHAPE_COLOURS
+from caplm.data.shapes.settings import SHAPES
+from caplm.io import stable_hash, to_dict, write_json
 
 #: The datasets whose scenes this module reads.
 DATASETS = ("shapes", "scenes")
@@ -515,3 +520,58 @@ def _interval(r: dict) -> str:
     if r.get("balanced_lo") is None:
         return ""
     return f"[{_pct(r['balanced_lo']).strip()}, {_pct(r['balanced_hi']).strip()}]"
+
+
+def probe_job(cfg, overrides: Sequence[str] = ()) -> tuple[dict, Path]:
+    """Probe the features ``cfg``'s ``data`` config gives (``python -m caplm.probe``): trained
+    on train, regularisation picked on val, scored on test; the report is written to
+    ``<paths.cache_dir>/probe/<dataset>-<hash of the data config>.json``. Returns the report
+    and its path."""
+    start = time.perf_counter()
+    cache_dir = Path(cfg.paths.cache_dir)
+    data_cfg = to_dict(cfg.data)
+    dataset = load_caption_dataset(cfg.data, cache_dir)
+    if "scenes" not in dataset.info:
+        raise ValueError(
+            f"data={dataset.name}: the probe needs a generated dataset (shapes, scenes), which "
+            "knows what is in each image"
+        )
+    features = load_features(cfg.data, dataset, cache_dir)
+    loaded = time.perf_counter()
+    ids = {split: dataset.image_ids(split) for split in dataset.splits}
+    labels = attribute_labels(dataset.name, dataset.info["scenes"])
+    results = probe(features, ids, labels)
+    seconds = time.perf_counter() - start
+    report = {
+        "dataset": dataset.name,
+        "data": data_cfg,
+        "overrides": list(overrides),
+        "threshold": THRESHOLD,
+        "images": {split: len(v) for split, v in ids.items()},
+        "feature_size": int(np.shape(features["train"])[1]),
+        "seconds": {
+            "data_and_features": loaded - start,
+            "probe": seconds - (loaded - start),
+            "total": seconds,
+        },  # fmt: skip
+        "families": summarise(results),
+        "attributes": results,
+    }
+    path = cache_dir / "probe" / f"{dataset.name}-{stable_hash(data_cfg)}.json"
+    write_json(path, report)
+    return report, path
+
+
+def describe(report: dict, path: Path) -> str:
+    """The probe's report as printed: what was probed, the table, the scalings chosen."""
+    encoder = report["data"].get("encoder") or {}
+    chosen = Counter(r["scaling"] for r in report["attributes"].values() if r["scaling"])
+    return "\n".join([
+        f"\nlinear probe of {report['dataset']} features ({report['feature_size']} values per "
+        f"image; encoder {encoder.get('name')} at {encoder.get('image_size')} px, pool_grid "
+        f"{encoder.get('pool_grid')}, taps {encoder.get('taps')}); images {report['images']}; "
+        f"{report['seconds']['total']:.0f} s",
+        format_table(report["attributes"], report["threshold"]),
+        "scaling chosen on val: " + ", ".join(f"{k} {n}" for k, n in sorted(chosen.items())),
+        f"probe: {path}",
+    ])  # fmt: skip

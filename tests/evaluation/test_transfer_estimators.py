@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from caplm.evaluation.transferability import (
+from caplm.evaluation.transfer_estimators import (
     hscore,
     ledoit_wolf,
     leep,

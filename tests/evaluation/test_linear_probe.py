@@ -12,8 +12,8 @@ import torch
 
 from caplm.data.scenes.lexicon import CATEGORIES as SCENE_CATEGORIES
 from caplm.data.scenes.lexicon import COLOURS as SCENE_COLOURS
-from caplm.data.shapes.config import COLOURS, SHAPES
-from caplm.evaluation.probe import (
+from caplm.data.shapes.settings import COLOURS, SHAPES
+from caplm.evaluation.linear_probe import (
     EMPTY,
     attribute_labels,
     balanced_interval,

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from caplm.report import main
-from caplm.report import transferability as judge_mod
+from caplm.report import transfer_predictors as judge_mod
 from caplm.results import RESULTS_FILE, column, lm_key, metric_key, pplx_key, transferability_key
 
 CIDER = column(metric_key("CIDEr"))
