@@ -23,7 +23,7 @@ from caplm.report.columns import (
 from caplm.report.gallery import IMAGES, write_galleries
 from caplm.report.lm_family import family_correlations, family_verdicts
 from caplm.report.plots import plot_report, plot_transferability
-from caplm.report.robust import (
+from caplm.report.robust_transfer import (
     ROBUST_PREDICTORS,
     has_robust_lms,
     robust_cells,
@@ -306,7 +306,7 @@ def _family_md(families: pd.DataFrame) -> list[str]:
 
 
 def _robust_md(table: pd.DataFrame, out: Path) -> tuple[list[str], list[str]]:
-    """The section on robust LMs (:mod:`caplm.report.robust`), and its verdicts: only for a
+    """The section on robust LMs (:mod:`caplm.report.robust_transfer`), and its verdicts: only for a
     sweep with robust LMs, deduplicated corpora or perplexities under perturbation."""
     if not has_robust_lms(table):
         return [], []

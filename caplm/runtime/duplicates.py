@@ -57,4 +57,7 @@ def main(overrides: list[str]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(f"usage: python -m caplm.runtime.duplicates [OVERRIDE ...]\n\n{__doc__.strip()}")
+    else:
+        main(sys.argv[1:])

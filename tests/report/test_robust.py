@@ -1,11 +1,11 @@
-"""The report's 'Do robust LMs transfer better?' section (caplm.report.robust)."""
+"""The report's 'Do robust LMs transfer better?' section (caplm.report.robust_transfer)."""
 
 import pandas as pd
 import pytest
 
 from caplm.report import scan
 from caplm.report.markdown import write_report
-from caplm.report.robust import label, robust_cells, robust_correlations
+from caplm.report.robust_transfer import label, robust_cells, robust_correlations
 from caplm.results import metric_key, pplx_key, robust_key
 from tests.report.test_report import fake_results, write_sweep
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from caplm import PROJECT_ROOT
-from caplm.runtime.plan import main, plan
+from caplm.runtime.dry_run import main, plan
 from caplm.train import run
 from tests.conftest import TINY, compose_config
 
