@@ -72,7 +72,9 @@ NOT_APPLICABLE = "not_applicable"
 PARTS = ("job", "lm", "capgen", "transfer", "transferability")
 
 CAPTION_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
-PPLX_KINDS = ("plain", "corrected")
+#: per_word: a word's log-probability is the sum over its tokens (subwords), words as the
+#: dataset's normaliser splits them; for a word vocabulary it is the corrected perplexity.
+PPLX_KINDS = ("plain", "corrected", "per_word")
 #: The perturbations of a robust LM (:mod:`caplm.models.robust`), as results list them.
 PERTURBATIONS = ("word_dropout", "noise", "adversarial")
 PPLX_STATS = ("mean", "median", "geomean")

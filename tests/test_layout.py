@@ -13,7 +13,7 @@ import caplm
 PACKAGE = Path(caplm.__file__).parent
 #: Each layer may import itself and the layers before it (docs/architecture.md).
 LAYERS = (
-    ("caplm", "caplm.io", "caplm.results", "caplm.overrides"),
+    ("caplm", "caplm.io", "caplm.results", "caplm.overrides", "caplm.hf"),
     ("caplm.data",),
     ("caplm.models",),
     ("caplm.evaluation",),
@@ -25,6 +25,7 @@ LAYERS = (
         "caplm.caption",
         "caplm.transferability",
         "caplm.plan",
+        "caplm.hf_tiny",
     ),
 )
 #: The report reads results files: it may use the base layer and the pure-Python transfer modes.

@@ -47,12 +47,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from caplm.data.hf_encoder import HFImageEncoder
 from caplm.io import to_dict
 
-ENCODERS = ("efficientnet_lite0", "small_cnn")
+ENCODERS = ("efficientnet_lite0", "small_cnn", "hf", "timm")
 #: The keys a ``data.encoder`` config may have: those of every encoder, then each one's own.
 ENCODER_KEYS = ("name", "image_size", "pool_grid", "taps", "regions", "batch_size", "device")
-OWN_KEYS = {"efficientnet_lite0": (), "small_cnn": ("channels", "seed", "train_epochs")}
+OWN_KEYS = {"efficientnet_lite0": (), "small_cnn": ("channels", "seed", "train_epochs"),
+            "hf": ("path",), "timm": ("model", "path")}  # fmt: skip
+#: data/encoder=timm: why it is not available (docs/hf.md).
+TIMM_BLOCKED = (
+    "data/encoder=timm is not available in this build: timm needs torchvision, and the "
+    "torchvision wheels on PyPI do not load beside caplm's pinned torch CPU build "
+    "(`operator torchvision::nms does not exist`). Use data/encoder=hf (a vision tower saved "
+    "with save_pretrained) instead"
+)
 # Bump when the resizing or normalisation below changes, so cached features are recomputed.
 PREPROCESS = "bilinear-antialias,(x-127)/128"
 POOLS = {"avg": F.adaptive_avg_pool2d, "max": F.adaptive_max_pool2d}
@@ -234,6 +243,10 @@ def build_encoder(encoder_cfg) -> ImageEncoder:
     if name == "small_cnn":
         _require(cfg, "image_size", "pool_grid", "batch_size", "device", "channels", "seed")
         return SmallCNNEncoder(cfg)
+    if name == "hf":  # a Hugging Face vision tower (caplm/data/hf_encoder.py)
+        return HFImageEncoder(cfg, _device(cfg.get("device") or "auto"))
+    if name == "timm":
+        raise ImportError(TIMM_BLOCKED)
     raise ValueError(f"data.encoder.name is {name!r}; known encoders: {', '.join(ENCODERS)}")
 
 

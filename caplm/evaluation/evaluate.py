@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback
 
 from caplm.data.batching import encode_sentences, pad_batch
 from caplm.data.datamodules import CaptionDataModule
+from caplm.data.subword import NOT_APPLICABLE_CORRECTED, is_subword, per_word_perplexity_stats
 from caplm.data.text import PAD_ID, Vocabulary
 from caplm.evaluation.bleu import CorpusBLEU4
 from caplm.evaluation.coco import caption_metrics
@@ -35,6 +36,9 @@ from caplm.results import (
     perturbed_split,
     pplx_keys,
     ret_key,
+)
+from caplm.results import (
+    key as result_key,
 )
 
 log = logging.getLogger(__name__)
@@ -104,7 +108,13 @@ def perplexities(
     vocab: Vocabulary,
 ) -> dict:
     """Perplexity results of ``part`` (``lm``/``capgen``) on a split's sentences, and the
-    vocabulary's coverage of them (``<split>_oov_type_rate``, ``<split>_oov_token_rate``)."""
+    vocabulary's coverage of them (``<split>_oov_type_rate``, ``<split>_oov_token_rate``).
+    A subword vocabulary's: per token (``plain``) and per word, with no OOV correction."""
+    if is_subword(vocab):
+        stats = per_word_perplexity_stats(token_logprobs, [len(s) for s in sentences])
+        return pplx_keys(part, split, stats, 0) | {
+            result_key(part, f"{split}_pplx_corrected"): NOT_APPLICABLE_CORRECTED
+        }
     unk_counts, n_oov = oov_stats(list(sentences), vocab)
     results = pplx_keys(part, split, perplexity_stats(token_logprobs, unk_counts, n_oov), n_oov)
     rates = coverage(list(sentences), vocab)

@@ -82,6 +82,9 @@ def perplexity_stats(
     """
     out = {}
     per_caption = caption_perplexities(token_logprobs, unk_counts, n_oov_types)
+    # per word (comparable across tokenisers, caplm/data/subword.py): a word vocabulary's
+    # token is a word, and the correction spreads <unk>'s probability over the OOV words
+    per_caption["per_word"] = per_caption["corrected"]
     for kind in PPLX_KINDS:
         pplx = per_caption[kind]
         stats = {

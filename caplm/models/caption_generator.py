@@ -30,7 +30,9 @@ from caplm.models.common import (
     take_rows,
     target_logprobs,
 )
+from caplm.models.hf_prefix import hf_prefix
 from caplm.models.prefix import PrefixConfig, make_prefix
+from caplm.models.transfer.methods.lora import add_lora
 
 MERGES = ("concat", "add")
 #: ``model.architecture``: where words and picture meet (caplm/models/architectures.py);
@@ -81,6 +83,9 @@ class CaptionGenerator(TokenModel):
         block_dropout: float | None = None,
         architecture: str = ARCHITECTURE,
         regions: int | None = None,
+        hf_path: str | None = None,
+        gradient_checkpointing: bool = False,
+        lora: dict | None = None,
     ):
         super().__init__()
         check_training_args(optimizer, lr, weight_decay, init)
@@ -107,7 +112,10 @@ class CaptionGenerator(TokenModel):
         if regions is not None:
             check_sizes({"regions": regions})
         self.save_hyperparameters()
-        self.prefix = make_prefix(vocab_size, PrefixConfig.of(self.hparams))
+        if arch == "hf":  # a Hugging Face LM's body (lm=hf: caplm/models/hf_prefix.py)
+            self.prefix = hf_prefix(vocab_size, hf_path, gradient_checkpointing)
+        else:
+            self.prefix = make_prefix(vocab_size, PrefixConfig.of(self.hparams))
         _check_positions(self.prefix, max_len)
         # Region features (B, R, D) reach merge's image layer flattened (B, R * D).
         self.image = nn.Sequential(
@@ -119,6 +127,8 @@ class CaptionGenerator(TokenModel):
         merged_size = H + post_image_size if merge == "concat" else H
         self.output = nn.Linear(merged_size, vocab_size)
         init_parameters(self, init)
+        if lora:  # a checkpoint of a transfer=lora fit (caplm/models/transfer/methods/lora.py)
+            add_lora(self, lora)
 
     @property
     def image_inputs(self) -> int:

@@ -70,6 +70,9 @@ def init_parameters(module: nn.Module, init: str) -> None:
     if init == "default":
         return
     norms = {id(p) for m in module.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
+    # a Hugging Face body keeps its architecture's own initialisation (caplm/models/hf_prefix.py)
+    norms |= {id(p) for m in module.modules() if getattr(m, "own_init", False)
+              for p in m.parameters()}  # fmt: skip
     with torch.no_grad():
         for name, p in module.named_parameters():
             if name.rsplit(".", 1)[-1] in ("init_h", "init_c") or id(p) in norms:

@@ -132,6 +132,8 @@ class PrefixConfig:
 
     def summary(self) -> str:
         """In words, for error messages."""
+        if self.arch == "hf":  # lm=hf: its sizes are its folder's (caplm/models/hf_prefix.py)
+            return "a Hugging Face model (lm.path)"
         layers = f"{self.num_layers} layer(s)"
         if self.arch == "transformer":
             return (

@@ -33,7 +33,10 @@ def cell_columns(table) -> list[str]:
 
 REQUIRED = (STATUS, *(job_key(k) for k in ("corpus", "transfer", "size_exponent", "seed")))
 FIRST_COLUMNS = ("job_dir", "experiment", *CELL, "seed", "status")
-LM_PPLX = pplx_key("lm", "captest")  # the x of the headline: LM perplexity on caption test
+# The x of the headline: LM perplexity on caption test, per word (comparable across
+# tokenisers: a word's log-probability is the sum over its subwords; for a word vocabulary
+# it is the study's corrected perplexity, which older results hold alone: see sweep._tidy).
+LM_PPLX = pplx_key("lm", "captest", "per_word")
 GEN_PPLX = pplx_key("capgen", "test")
 HEADLINE_METRIC = "CIDEr"
 PLOT_METRICS = ("CIDEr", "METEOR")

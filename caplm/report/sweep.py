@@ -223,12 +223,24 @@ def _tidy(rows: list[dict]) -> pd.DataFrame:
         return json.dumps(v) if isinstance(v, (list, dict)) else v
 
     df = pd.DataFrame([{column(k): value(v) for k, v in r.items()} for r in rows])
+    _per_word_from_corrected(df)
     first = [c for c in FIRST_COLUMNS if c in df]
     at = first.index("seed") if "seed" in first else len(first)
     first[at:at] = [c for c in df if c.startswith(SETTING)]  # the cell's settings, after CELL
     df = df[first + [c for c in df.columns if c not in first]]
     order = [c for c in (*CELL, *(c for c in df if c.startswith(SETTING)), "seed") if c in df]
     return df.sort_values(order, na_position="first", kind="stable").reset_index(drop=True)
+
+
+def _per_word_from_corrected(df: pd.DataFrame) -> None:
+    """Results written before per-word perplexity existed: a word vocabulary's per-word
+    perplexity is its corrected one, so fill it in from that."""
+    for col in [c for c in df.columns if "_pplx_corrected_" in c]:
+        per_word = col.replace("_pplx_corrected_", "_pplx_per_word_")
+        if per_word not in df:
+            df[per_word] = df[col]
+        else:
+            df[per_word] = df[per_word].fillna(df[col])
 
 
 def _expected_jobs(

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from caplm.data.encoders import ImageEncoder, build_encoder
 from caplm.data.readers import load_caption_dataset, read_image
+from caplm.data.subword import load_vocabulary
 from caplm.data.text import Vocabulary
 from caplm.evaluation.evaluate import generate
 from caplm.io import UNREADABLE, Mismatch, check_files, read_json, to_dict
@@ -177,7 +178,7 @@ def load_job(job_dir: str | Path, device: str = "auto") -> Captioner:
     model.eval()
     vocab_file = job_dir / VOCAB_FILE
     try:
-        vocab = Vocabulary.load(vocab_file)
+        vocab = load_vocabulary(vocab_file)  # a word or a subword (lm=hf) vocabulary
     except (*UNREADABLE, FileNotFoundError) as err:
         raise CaptionError(f"{vocab_file}: cannot read the job's vocabulary ({err})") from err
     if len(vocab) != model.hparams.vocab_size:

@@ -31,6 +31,7 @@ from caplm.data.text import NORMALISERS
 from caplm.evaluation.coco import SPICE_MODES
 from caplm.evaluation.evaluate import EVAL_KEYS
 from caplm.evaluation.transfer_scores import TRANSFERABILITY_KEYS
+from caplm.hf import local_folder
 from caplm.io import stable_hash, to_dict
 from caplm.models import robust
 from caplm.models.architectures import constructor_names, generator_class
@@ -45,6 +46,7 @@ from caplm.models.transfer.modes import (
     mode_keys,
 )
 from caplm.runtime import devices
+from caplm.runtime.hf_lm import HF_LM_KEYS, is_hf, model_folder
 from caplm.runtime.training import CAPLM_TRAINER_KEYS, FIT_KEYS, MONITOR, MONITORS
 
 #: Folder names stay under the 255 bytes of common file systems.
@@ -293,6 +295,11 @@ def _check_data(cfg, p: Problems) -> None:
         name = encoder.get("name")
         if p.known("data.encoder.name", name, ENCODERS, "encoders"):
             p.keys("data.encoder", encoder, (*ENCODER_KEYS, *OWN_KEYS[name]))
+        if name == "hf":  # a local folder, or a clear error saying how to put it there
+            try:
+                local_folder(encoder.get("path"), "data.encoder.path")
+            except (ValueError, FileNotFoundError) as err:
+                p.append(str(err))
 
 
 def _check_corpus(cfg, p: Problems) -> None:
@@ -374,6 +381,15 @@ def _check_models(cfg, p: Problems) -> None:
             p.add("model.architecture", str(err))
             generator = CaptionGenerator
         builds["model"] = (generator, ("fit",), {"feature_size": 4, "regions": None})
+    if "lm" in cfg and is_hf(cfg.lm):  # its sizes are the model folder's (caplm/runtime/hf_lm.py)
+        p.keys("lm", cfg.lm, HF_LM_KEYS, "conf/lm/hf.yaml")
+        try:
+            model_folder(cfg)
+        except (ValueError, FileNotFoundError) as err:
+            p.append(str(err))
+        builds = {}
+        if "model" in cfg and cfg.model.get("merge") == "add":
+            p.add("model.merge", "is 'add', but lm=hf's hidden size is the model's; use concat")
     for group, (cls, extra, args) in builds.items():
         if group not in cfg:
             continue

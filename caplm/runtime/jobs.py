@@ -64,6 +64,7 @@ from caplm.results import (
 from caplm.runtime import loggers
 from caplm.runtime.config import NOT_RESULTS, check_config
 from caplm.runtime.devices import job_threads
+from caplm.runtime.hf_lm import is_hf, model_identity
 from caplm.runtime.preemption import PREEMPTED_EXIT, Preempted, preemptible, requeue_under_submitit
 from caplm.runtime.training import CHECKPOINTS, epoch_listener, keyless
 
@@ -86,6 +87,8 @@ def job_identity(cfg: DictConfig) -> dict:
     for group in ("data", "corpus"):
         if group in identity:
             files.update(_input_files(group, identity[group]))
+    if is_hf(cfg.get("model")):  # the Hugging Face model's files: another model, another job
+        identity["hf_model"] = model_identity(cfg)
     if files:  # a file's new content at the same path is another job, not a complete one
         identity["inputs"] = file_digests(files, Path(cfg.paths.cache_dir) / FINGERPRINTS)
     return identity
@@ -113,7 +116,7 @@ def grid_cell(cfg: DictConfig) -> dict:
         "corpus": cfg.corpus.name if with_lm else "none",
         "size_exponent": cfg.corpus.size_exponent if with_lm else None,
         "lm": cfg.lm.name if with_lm else None,
-        "lm_max_epochs": cfg.lm.fit.max_epochs if with_lm else None,
+        "lm_max_epochs": cfg.lm.fit.max_epochs if with_lm and not is_hf(cfg.lm) else None,
         "transfer": job_mode(cfg),
         "normaliser": cfg.data.normaliser,
         "seed": cfg.seed,

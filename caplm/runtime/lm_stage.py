@@ -19,6 +19,7 @@ from caplm.models import robust
 from caplm.results import keyed, lm_key, robust_key
 from caplm.runtime import lm_cache, loggers
 from caplm.runtime.devices import resolve_precision
+from caplm.runtime.hf_lm import hf_language_model, is_hf
 from caplm.runtime.lm_cache import CachedLM
 from caplm.runtime.training import make_trainer, warn_if_capped
 
@@ -59,7 +60,10 @@ def language_model(
     """The job's LM and its results: size, corpus, training, perplexities on its validation
     text (``val``) and on the caption dataset's val and test captions (``capval``,
     ``captest``) with the vocabulary's coverage of each, and its samples' diversity.
-    ``corpus``: :func:`lm_corpus`, when already built."""
+    ``corpus``: :func:`lm_corpus`, when already built. With ``lm=hf``, a pretrained LM read from ``lm.path``
+    (caplm/runtime/hf_lm.py)."""
+    if is_hf(cfg.lm):
+        return hf_language_model(cfg, dataset)
     corpus = corpus or lm_corpus(cfg, dataset)
     lm_vocab = Vocabulary.build(corpus.train, cfg.corpus.min_word_freq)
     lm_logger = loggers.build(cfg.get("logger"), "lm")

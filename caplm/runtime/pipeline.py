@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from caplm.data.datamodules import CaptionDataModule
 from caplm.data.features import load_features
 from caplm.data.readers import load_caption_dataset
+from caplm.data.subword import NOT_APPLICABLE_VOCAB_POLICY
 from caplm.data.text import Vocabulary
 from caplm.evaluation.attention_pictures import save_attention_pictures
 from caplm.evaluation.evaluate import ValidationBLEU, evaluate_generator
@@ -38,10 +39,18 @@ from caplm.results import (
     keyed,
     metric_key,
     pplx_key,
+    transfer_key,
     transferability_key,
 )
 from caplm.runtime import loggers
 from caplm.runtime.generator_fit import GeneratorFit
+from caplm.runtime.hf_lm import (
+    NOT_APPLICABLE_SCORES,
+    check_hf_parts,
+    generator_args,
+    is_hf,
+    subword_vocabulary,
+)
 from caplm.runtime.jobs import Job, run_job
 from caplm.runtime.lm_stage import language_model, lm_corpus, without_generator
 from caplm.runtime.training import CHECKPOINTS, fit_monitor, warn_if_capped
@@ -71,6 +80,10 @@ def _train_and_evaluate(cfg: DictConfig, job: Job):
     mode = get_mode(cfg.transfer.mode)
     if mode.uses_lm or mode.freezes:  # a part the prefix lacks fails now, not after the LM
         check_arch_parts(cfg.transfer.parts, cfg.model.arch, cfg.model.num_layers)
+        if is_hf(cfg.model):  # lm=hf: its blocks are the model's
+            check_hf_parts(cfg.transfer.parts, cfg.lm.path)
+        elif mode.name == "lora":
+            raise ValueError("transfer=lora adapts a Hugging Face LM's body: use it with lm=hf")
     if mode.uses_lm:  # what the weights' shapes cannot tell apart
         check_same_heads(cfg.lm, cfg.model)
     L.seed_everything(cfg.seed, workers=True)
@@ -104,7 +117,9 @@ def _lm(cfg: DictConfig, job: Job, dataset, corpus, features, caption_vocab, res
     write_json(job.dir / "lm.json", {"cache_key": lm.key, "path": str(lm.path)})
     job.lap("lm")
     architecture = architecture_of(cfg.model)
-    if cfg.transferability.enabled and architecture not in IMAGE_FREE_PREFIX:
+    if cfg.transferability.enabled and is_hf(cfg.model):
+        results[transferability_key("skipped")] = NOT_APPLICABLE_SCORES
+    elif cfg.transferability.enabled and architecture not in IMAGE_FREE_PREFIX:
         results[transferability_key("skipped")] = (
             f"not applicable: model={architecture} feeds the image into the RNN, so the "
             "generator's prefix is not the LM's image-free one that the scores measure"
@@ -120,12 +135,20 @@ def _generator(cfg: DictConfig, job: Job, mode: TransferMode, dataset, features,
                lm, results: dict):  # fmt: skip
     """The caption generator, fitted by its transfer mode; its record's results added."""
     out, architecture = job.dir, architecture_of(cfg.model)
-    vocab = generator_vocabulary(caption_vocab, lm.vocab if lm else None, cfg.transfer.vocab_policy)
+    hf = is_hf(cfg.model)  # lm=hf: the LM tokenizer's subwords, whatever the mode
+    if hf:
+        vocab = lm.vocab if lm else subword_vocabulary(cfg)
+        results[transfer_key("vocab_policy")] = NOT_APPLICABLE_VOCAB_POLICY
+    else:
+        vocab = generator_vocabulary(
+            caption_vocab, lm.vocab if lm else None, cfg.transfer.vocab_policy
+        )
     vocab.save(out / "vocab.json")
     data = CaptionDataModule(dataset, features, vocab, cfg.model.fit.batch_size,
                              cfg.data.max_caption_len, cfg.data.num_workers, cfg.seed)  # fmt: skip
     L.seed_everything(cfg.seed, workers=True)
-    model = build_generator(cfg.model, len(vocab), data.feature_shape, cfg.generation)
+    model = build_generator(cfg.model, len(vocab), data.feature_shape,
+                            {**cfg.generation, **(generator_args(cfg) if hf else {})})  # fmt: skip
     transfer = WeightTransfer(
         mode,
         cfg.transfer.parts,
@@ -147,7 +170,8 @@ def _generator(cfg: DictConfig, job: Job, mode: TransferMode, dataset, features,
                              fit_monitor(cfg.model.fit))  # fmt: skip
     results.update(keyed("capgen", {
         "vocab_size": len(vocab),
-        "arch": model.prefix.arch,
+        # lm=hf: hf:<model folder>, so that the report tells two models apart
+        "arch": f"hf:{Path(cfg.lm.path).name}" if hf else model.prefix.arch,
         **({"architecture": architecture} if architecture != "merge" else {}),
         "params": sum(p.numel() for p in model.parameters()),
         "epochs": record["epochs"],

@@ -11,7 +11,11 @@ from caplm.report.markdown import write_report
 from caplm.results import COMPLETE, capgen_key, metric_key, pplx_key
 from tests.report.test_report import fake_results, write_sweep
 
-CIDER, LM_PPLX, FAMILY = metric_key("CIDEr"), pplx_key("lm", "captest"), capgen_key("arch")
+CIDER, LM_PPLX, FAMILY = (
+    metric_key("CIDEr"),
+    pplx_key("lm", "captest", "per_word"),
+    capgen_key("arch"),
+)
 CELLS = [("captions", -1.0), ("captions", 0.0), ("sotu", -1.0), ("sotu", 0.0), ("news", 0.0)]
 PPLX = [40.0, 25.0, 400.0, 300.0, 150.0]
 

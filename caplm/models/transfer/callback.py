@@ -48,12 +48,16 @@ def selected_names(module: torch.nn.Module, parts) -> list[str]:
 
 def _name_prefixes(prefix: torch.nn.Module, parts) -> tuple[str, ...]:
     """The parameter-name prefixes ``parts`` select in ``prefix`` (its architecture, blocks)."""
+    if hasattr(prefix, "part_prefixes"):  # a Hugging Face prefix finds its parts itself
+        return tuple(p for part in parts for p in prefix.part_prefixes(part))
     layers = len(prefix.blocks) if hasattr(prefix, "blocks") else None
     return tuple(p for part in parts for p in part_prefixes(part, prefix.arch, layers))
 
 
 def state_arch(state: dict) -> str:
-    """The prefix architecture a model's state dict is of: ``transformer`` or ``rnn``."""
+    """The prefix architecture a model's state dict is of: ``hf``, ``transformer`` or ``rnn``."""
+    if any(k.startswith("prefix.body.") for k in state):
+        return "hf"
     return "transformer" if any(k.startswith("prefix.blocks.") for k in state) else "rnn"
 
 

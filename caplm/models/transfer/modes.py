@@ -63,9 +63,13 @@ TRANSFORMER_PARTS = {
     "final_norm": ("prefix.norm.",),
     "output": ("output.",),
 }
+#: The parts of a Hugging Face prefix (``arch: hf``, caplm/models/hf_prefix.py), as a
+#: Transformer's; their parameter names are found from the model (``HFPrefix.part_table``).
+HF_PARTS = {name: () for name in ("embedding", "positions", "blocks", "final_norm", "rnn",
+                                  "output")}  # fmt: skip
 BLOCK_RANGE = re.compile(r"blocks:(\d+)(?:-(\d+))?")
-ARCH_PARTS = {"rnn": PARTS, "transformer": TRANSFORMER_PARTS}
-ARCH_LABELS = {"rnn": "an RNN", "transformer": "a Transformer"}
+ARCH_PARTS = {"rnn": PARTS, "transformer": TRANSFORMER_PARTS, "hf": HF_PARTS}
+ARCH_LABELS = {"rnn": "an RNN", "transformer": "a Transformer", "hf": "a Hugging Face model"}
 #: Parts no mode may freeze: the output layer also reads the image (its image columns would
 #: stay random for ever).
 UNFREEZABLE = ("output",)
@@ -248,6 +252,8 @@ def part_prefixes(part: str, arch: str = "rnn", num_layers: int | None = None) -
                              f"has {num_layers} block(s), 0 to {num_layers - 1}")  # fmt: skip
         return tuple(f"prefix.blocks.{i}." for i in range(lo, hi + 1))
     table, other = ARCH_PARTS[arch], "transformer" if arch == "rnn" else "rnn"
+    if arch == "hf" and part_name(part) in table:  # names from the model itself, on transfer
+        return table[part_name(part)]
     if part_name(part) not in table:
         raise ValueError(
             f"transfer.parts: {part!r} is a part of {ARCH_LABELS[other]} prefix, not of "

@@ -21,6 +21,8 @@ from lightning.pytorch.callbacks import Callback
 from caplm.data.text import PAD_ID
 from caplm.models.transfer.modes import TransferMode
 
+IGNORE = -1  # a target the LM head does not score
+
 
 def gamma_at(epoch: int, max_epochs: int, gamma: float, gamma_end: float) -> float:
     """The aux weight in (0-based) ``epoch`` of ``max_epochs``: linear, gamma -> gamma_end."""
@@ -38,8 +40,8 @@ class AuxLM(Callback):
         self.gamma, self.gamma_end = float(gamma), float(gamma_end)
         self.weight = lm_state["output.weight"].detach().clone()
         self.bias = lm_state["output.bias"].detach().clone()
-        # generator id -> LM id; words the LM lacks become pad (ignored)
-        self.target_map = torch.where(row_index >= 0, row_index, PAD_ID)
+        # generator id -> LM id; words the LM lacks (and padding) become -1 (ignored)
+        self.target_map = torch.where(row_index >= 0, row_index, IGNORE)
         self._h: torch.Tensor | None = None
         self._hooked = False
 
@@ -65,10 +67,10 @@ class AuxLM(Callback):
             self.weight, self.bias = self.weight.to(h.device), self.bias.to(h.device)
             self.target_map = self.target_map.to(h.device)
         logits = F.linear(h, self.weight.to(h.dtype), self.bias.to(h.dtype))
-        lm_targets = self.target_map[targets]
-        if not (lm_targets != PAD_ID).any():
+        lm_targets = self.target_map[targets].masked_fill(targets == PAD_ID, IGNORE)
+        if not (lm_targets != IGNORE).any():
             return h.new_zeros(())
-        return F.cross_entropy(logits.flatten(0, 1), lm_targets.flatten(), ignore_index=PAD_ID)
+        return F.cross_entropy(logits.flatten(0, 1), lm_targets.flatten(), ignore_index=IGNORE)
 
     def __call__(self, module, batch) -> tuple[str, torch.Tensor]:
         if self._h is None:
