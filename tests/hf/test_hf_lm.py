@@ -205,5 +205,5 @@ def test_gradient_checkpointing_is_an_option_of_the_prefix(tiny_models):
     plain = CaptionGenerator(len(vocab), 6, post_image_size=8, arch="hf", hf_path=folder)
     ckpt = CaptionGenerator(len(vocab), 6, post_image_size=8, arch="hf", hf_path=folder,
                             gradient_checkpointing=True)  # fmt: skip
-    assert ckpt.prefix.body.is_gradient_checkpointing
-    assert not plain.prefix.body.is_gradient_checkpointing
+    assert ckpt.prefix.body.is_activation_checkpointing
+    assert not plain.prefix.body.is_activation_checkpointing
