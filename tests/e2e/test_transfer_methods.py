@@ -12,7 +12,7 @@ from caplm.train import run
 #: Bookkeeping that differs between any two runs of one job.
 NOT_COMPARED = ("time_s", "job/time_", "overhead_frac", "job/finished", "job/pid", "job/host",
                 "job/overrides", "job/config_hash", "job/transfer", "lm/trained_here",
-                "resumed_after")  # fmt: skip
+                "resumed_after", "job/attempts")  # fmt: skip
 
 
 def _same(a: dict, b: dict) -> dict:

@@ -39,7 +39,7 @@ def no_network(monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """family -> a folder with a tiny random model of that family and its BPE tokenizer."""
-    from caplm.hf_tiny import build
+    from caplm.runtime.tiny_models import build
 
     root = tmp_path_factory.mktemp("hf")
     return {f: build(root / f, f, SENTENCES, seed=0, vocab_size=300, hidden=16)

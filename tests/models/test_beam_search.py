@@ -271,8 +271,10 @@ def test_running_every_step_as_on_an_accelerator_finds_the_same_captions(seed, m
         got = []
         for rules in (RULES_OFF, RULES_ON):
             for k in (1, 3):
-                got.append(beam_search(model.step, state, len(images), k, **rules))
-            got.append(bs.beam_search_n_best(model.step, state, len(images), 3, n_best=3, **rules))
+                got.append(beam_search(model.step, state, len(images), SearchRules(k, **rules)))
+            got.append(
+                bs.beam_search_n_best(model.step, state, len(images), SearchRules(3, **rules), 3)
+            )
         runs.append(got)
     for a, b in zip(*runs, strict=True):
         if isinstance(a, tuple):  # (captions, logprobs)

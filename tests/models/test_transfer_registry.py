@@ -13,9 +13,9 @@ from caplm.models.transfer.modes import TRANSFER_KEYS, Registry, TransferMode, g
 
 def test_the_registry_finds_every_mode_the_study_first():
     assert mode_names() == ("none", "init", "frozen", "random_frozen",
-                            "aux_lm", "l2_sp", "ulmfit", "wise_ft")  # fmt: skip
+                            "aux_lm", "l2_sp", "lora", "ulmfit", "wise_ft")  # fmt: skip
     assert [m for m in mode_names() if get_mode(m).uses_lm] == [
-        "init", "frozen", "aux_lm", "l2_sp", "ulmfit", "wise_ft"]  # fmt: skip
+        "init", "frozen", "aux_lm", "l2_sp", "lora", "ulmfit", "wise_ft"]  # fmt: skip
     assert [m for m in mode_names() if get_mode(m).freezes] == [
         "frozen",
         "random_frozen",

@@ -4,12 +4,14 @@ import pandas as pd
 import pytest
 
 from caplm.report import scan
+from caplm.report.columns import LM_PPLX
 from caplm.report.markdown import write_report
 from caplm.report.robust_transfer import label, robust_cells, robust_correlations
 from caplm.results import metric_key, pplx_key, robust_key
 from tests.report.test_report import fake_results, write_sweep
 
-CIDER, CLEAN = metric_key("CIDEr"), pplx_key("lm", "captest")
+#: the clean predictor is the report's LM perplexity (per word: the corrected one for word LMs)
+CIDER, CLEAN = metric_key("CIDEr"), LM_PPLX
 ADV = pplx_key("lm", "captest_perturbed_adversarial")
 #: robust setting -> (clean pplx, adversarial pplx, CIDEr gain over none): the more robust
 #: LMs have the higher clean but lower perturbed perplexity, and transfer better.

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from caplm import CONF_DIR
 from caplm.data.encoders import build_encoder
 from caplm.models.transfer.modes import mode_names
-from caplm.runtime.config import check_config
+from caplm.runtime.config import ConfigError, check_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -61,12 +61,22 @@ def test_the_required_experiments_exist():
     } <= set(EXPERIMENTS)
 
 
+#: Experiments that sweep models the user names (the setting they need from the user): their
+#: jobs compose, and the check asks for that setting by name (tests/hf runs them on tiny models).
+NEEDS_USER_SETTING = {"hf_transfer": "lm.path is not set"}
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_job_of_every_experiment_composes(name):
     cfg = _compose([f"+experiment={name}"])
     assert cfg.task_name == name  # the sweep's folder is multirun/<name>
     jobs = _sweep_jobs(cfg)
     assert jobs, "an experiment is a sweep"
+    if name in NEEDS_USER_SETTING:
+        for job in jobs:
+            with pytest.raises(ConfigError, match=NEEDS_USER_SETTING[name]):
+                check_config(_compose([f"+experiment={name}", *job]))
+        return
     step = max(1, len(jobs) // 40)  # the big study grids: every step-th job (and the last)
     for job in [*jobs[::step], jobs[-1]]:
         composed = _compose([f"+experiment={name}", *job])

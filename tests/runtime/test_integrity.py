@@ -277,12 +277,13 @@ def test_checkpoints_on_another_file_system_are_renamed_in_place(make_cfg, other
 
 
 def test_a_size_exponent_out_of_range_fails_before_encoding(make_cfg, monkeypatch):
+    import caplm.runtime.pipeline
     import caplm.train
 
     def no_encoding(*args, **kwargs):
         raise AssertionError("the images were encoded before the corpus size was checked")
 
-    monkeypatch.setattr(caplm.train, "load_features", no_encoding)
+    monkeypatch.setattr(caplm.runtime.pipeline, "load_features", no_encoding)
     with pytest.raises(ValueError) as err:
         caplm.train.run(make_cfg(["transfer=init", "corpus.size_exponent=-9"]))
     message = str(err.value)
