@@ -53,7 +53,8 @@ def family_correlations(
     if cells[FAMILY].nunique() < 2:
         return empty
     pair = [c for c in cell_columns(cells) if c not in ("data", "transfer", FAMILY)]
-    cells = cells.assign(_cell=cells[pair].astype(str).agg("|".join, axis=1) if pair else "")
+    # map(str), not astype(str): pandas 3 keeps NaN missing in astype(str), and join needs text
+    cells = cells.assign(_cell=cells[pair].map(str).agg("|".join, axis=1) if pair else "")
     rng = np.random.default_rng(seed)
     rows = []
     for (data, mode), group in cells.groupby(["data", "transfer"], sort=True):

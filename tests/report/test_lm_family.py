@@ -121,3 +121,15 @@ def test_the_report_has_the_section_only_with_two_families(tmp_path):
     write_report(_family_sweep(tmp_path / "one", ["rnn"]), tmp_path / "b")
     md = (tmp_path / "b" / "report.md").read_text()
     assert "LM family" not in md and not (tmp_path / "b" / "family_correlations.csv").exists()
+
+
+def test_a_cell_setting_missing_for_one_family_still_pairs_the_cells():
+    # e.g. a word LM beside a Hugging Face LM: a setting only one family's jobs record (NaN in
+    # the others') is part of the cell; pandas 3's astype(str) kept NaN and the join failed
+    jobs = _jobs()
+    jobs["lm"] = jobs[FAMILY].map({"rnn": "small"})  # NaN for the transformer jobs
+    table = family_correlations(jobs)
+    assert len(table) == 2 * 2 and (table["n"] == 0).all()  # no cell that both families ran
+    jobs["lm"] = np.nan
+    table = family_correlations(jobs)
+    assert (table["n"] == len(CELLS)).all()  # NaN for both: the same cell
