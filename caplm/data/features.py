@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -130,7 +131,13 @@ def encode_dataset(
             encoder.fit(train)  # unsupervised; the training split only
             features = {}
             total = sum(len(images) for images in dataset.splits.values())
-            with tqdm(total=total, desc=f"encoding images ({name})", unit="img") as bar:
+            # a bar on a terminal; in a log file each redraw would be a line of its own
+            on_terminal = sys.stderr.isatty()
+            if not on_terminal:
+                log.info("encoding %d images (%s)", total, name)
+            with tqdm(
+                total=total, desc=f"encoding images ({name})", unit="img", disable=not on_terminal
+            ) as bar:
                 for split in dataset.splits:
                     images = _Images(dataset.load_image, dataset.image_ids(split))
                     shape = getattr(encoder, "feature_shape", (encoder.feature_size,))

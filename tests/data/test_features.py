@@ -537,3 +537,13 @@ def test_the_feature_cache_follows_the_images_content_not_their_paths(tmp_path):
     new = encode_dataset(_disk_dataset(tmp_path, (10, 99, 30)), _MeanEncoder(), tmp_path)
     assert new["val"][0, 0] == pytest.approx(99) and new["train"][0, 0] == pytest.approx(10)
     assert len(list((tmp_path / "features").glob("*.npz"))) == 2
+
+
+def test_encoding_draws_a_bar_only_on_a_terminal(tmp_path, capsys, caplog):
+    # a log file held every redraw of the encoding bar; pytest's capture is not a terminal
+    with caplog.at_level(logging.INFO, logger="caplm"):
+        encode_dataset(_dataset(), _MeanEncoder(), tmp_path)
+    assert "\r" not in capsys.readouterr().err
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("encoding 10 images (mean)") for m in messages)
+    assert any(m.startswith("encoded 10 images with mean in ") for m in messages)
