@@ -137,6 +137,12 @@ class TransferMode:
             return [(key, f"transfer.{key}={v!r} for transfer={self.name}; must be {must}")]
         return []
 
+    def non_negative_keys(self, t) -> list[tuple[str, str]]:
+        """The problems of this mode's own keys in ``t`` that are not numbers >= 0."""
+        return [
+            p for key in self.keys for p in self.number(t, key, lambda v: v >= 0, "a number >= 0")
+        ]
+
     @classmethod
     def defaults(cls, conf_dir: Path = CONF_DIR) -> dict:
         """This mode's own keys with their defaults, as its ``conf/transfer/<name>.yaml`` has

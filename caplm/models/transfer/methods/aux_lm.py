@@ -87,9 +87,7 @@ class AuxLMMethod(TransferMode):
     keys = ("gamma", "gamma_end")
 
     def check(self, t) -> list[tuple[str, str]]:
-        return [
-            p for key in self.keys for p in self.number(t, key, lambda v: v >= 0, "a number >= 0")
-        ]
+        return self.non_negative_keys(t)
 
     def callbacks(self, t, lm_state=None, row_index=None) -> list:
         return [AuxLM(t["gamma"], t["gamma_end"], lm_state, row_index)]

@@ -76,9 +76,7 @@ class L2SPMethod(TransferMode):
     keys = ("alpha", "beta")
 
     def check(self, t) -> list[tuple[str, str]]:
-        return [
-            p for key in self.keys for p in self.number(t, key, lambda v: v >= 0, "a number >= 0")
-        ]
+        return self.non_negative_keys(t)
 
     def callbacks(self, t, lm_state=None, row_index=None) -> list:
         return [L2SP(t["alpha"], t["beta"], list(t["parts"]), row_index)]
